@@ -1,0 +1,1 @@
+"""GLUE for Pseudo-KD: the task registry, offline/Hub loading, local metrics and leaderboard submissions."""
