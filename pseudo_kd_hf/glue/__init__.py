@@ -1,1 +1,11 @@
 """GLUE for Pseudo-KD: the task registry, offline/Hub loading, local metrics and leaderboard submissions."""
+from .data import load_glue_task as load_glue_task
+from .metrics import compute_glue_metrics as compute_glue_metrics
+from .metrics import glue_compute_metrics_fn as glue_compute_metrics_fn
+from .submission import SubmissionSummary as SubmissionSummary
+from .submission import collect_leaderboard_files as collect_leaderboard_files
+from .submission import package_submission as package_submission
+from .submission import read_leaderboard_file as read_leaderboard_file
+from .submission import validate_submission as validate_submission
+from .submission import write_leaderboard_file as write_leaderboard_file
+from .submission import write_submission as write_submission

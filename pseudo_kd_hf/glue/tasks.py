@@ -276,6 +276,26 @@ TASKS: dict[str, GlueTask] = {
 # The task AX is predicted with: the leaderboard scores the MNLI model on the diagnostic set.
 AX_PREDICTED_BY = "mnli"
 
+# Training-set label counts in Hub label order. Their majority class is the constant prediction written for a
+# leaderboard file no run produced (`write_submission(fill_missing=True)`); AX takes MNLI's.
+# CoLA, SST-2, MRPC, RTE: counted in the original train.tsv files (../shared/glue_data; tests recount them).
+# MNLI: published counts of its 392,702 training pairs (the same pairs XNLI's English train split ships).
+# QQP, QNLI, WNLI: the Hub train split's label statistics as recalled, not recounted here (files absent); QQP's
+# majority agrees with the Quora release (255,045 of 404,351 pairs not duplicate). QNLI, WNLI and MNLI are near
+# balanced, so their fill class is close to arbitrary; it is a placeholder, not a model.
+TRAIN_LABEL_COUNTS: dict[str, tuple[int, ...]] = {
+    "cola": (2528, 6023),
+    "sst2": (29780, 37569),
+    "mrpc": (1194, 2474),
+    "qqp": (229468, 134378),
+    "mnli": (130899, 130900, 130903),
+    "qnli": (52366, 52377),
+    "rte": (1249, 1241),
+    "wnli": (323, 312),
+}
+# STS-B's fill value: the mean of the 5749 training scores in the original STS-B/train.tsv (2.70100 to 5 places).
+STSB_TRAIN_MEAN = 2.701
+
 
 @dataclass(frozen=True)
 class SubmissionFile:
@@ -287,17 +307,20 @@ class SubmissionFile:
     file_name: str  # name inside the zip
     label_strings: tuple[str, ...]  # how each Hub label id is written; () for STS-B floats
     num_rows: int  # official test size
+    fill_prediction: int | float  # written on every row when no run predicted the file: majority class id / mean
 
 
 def _submission_file(key: str, task_name: str, split: str, file_name: str, numeric_labels: bool) -> SubmissionFile:
     task = TASKS[task_name]
     if task.is_regression:
-        label_strings: tuple[str, ...] = ()
-    elif numeric_labels:
+        return SubmissionFile(key, task_name, split, file_name, (), task.split_sizes[split], STSB_TRAIN_MEAN)
+    if numeric_labels:
         label_strings = tuple(str(label_id) for label_id in range(task.num_labels))
     else:
         label_strings = task.label_names
-    return SubmissionFile(key, task_name, split, file_name, label_strings, task.split_sizes[split])
+    counts = TRAIN_LABEL_COUNTS[task_name if "train" in task.split_sizes else AX_PREDICTED_BY]  # AX has no train
+    majority = counts.index(max(counts))
+    return SubmissionFile(key, task_name, split, file_name, label_strings, task.split_sizes[split], majority)
 
 
 # Leaderboard files, in the order the GLUE site lists them. Labels: 0/1 where the leaderboard wants digits,
