@@ -265,7 +265,8 @@ def collect_leaderboard_files(run_dirs: Iterable[str | os.PathLike]) -> dict[str
     """Find leaderboard files (registry file names, searched recursively) in run folders: SUBMISSION_FILES key -> path.
 
     A file name found twice, within one folder or across folders, raises ``ValueError`` listing every path: the
-    submission takes each task from exactly one run.
+    submission takes each task from exactly one run. Folders holding a ``submission.zip`` are packaged submissions,
+    not runs, and are passed over, so a suite's root can be packaged again.
     """
     found: dict[str, list[Path]] = {}
     run_dirs = [Path(run_dir) for run_dir in run_dirs]
@@ -273,7 +274,11 @@ def collect_leaderboard_files(run_dirs: Iterable[str | os.PathLike]) -> dict[str
         if not run_dir.is_dir():
             raise ValueError(f"Run folder {run_dir} does not exist or is not a folder.")
         for file_name, entry in _BY_FILE_NAME.items():
-            found.setdefault(entry.key, []).extend(path for path in sorted(run_dir.rglob(file_name)) if path.is_file())
+            found.setdefault(entry.key, []).extend(
+                path
+                for path in sorted(run_dir.rglob(file_name))
+                if path.is_file() and not (path.parent / SUBMISSION_ZIP).exists()
+            )
     duplicates = [paths for paths in found.values() if len(paths) > 1]
     if duplicates:
         listed = "; ".join(" and ".join(str(path) for path in paths) for paths in duplicates)

@@ -284,6 +284,9 @@ def test_package_submission_reports_sources_and_fills(tmp_path, predictions):
     assert summary.filled["cola"] == "1 (acceptable, majority training class)"
     assert validate_submission(summary.zip_path) == []
     assert read_leaderboard_file(tmp_path / "out" / "AX.tsv") == predictions["ax"].tolist()
+    # Packaging the parent folder again passes over the packaged submission inside it.
+    again = package_submission([tmp_path], tmp_path / "out", fill_missing=True, overwrite=True)
+    assert again.sources == summary.sources
 
 
 def test_train_label_counts_are_consistent_with_the_registry():
