@@ -43,7 +43,7 @@ SETTINGS = {
     "task_name": TASK,
     "alpha": 0.1,
     "beta": 5.0,
-    "learning_rate": 1e-4,
+    "learning_rate": 1.5e-4,
     "warmup_steps": 0.1,
     "per_device_train_batch_size": 8,
     "per_device_eval_batch_size": 128,
@@ -55,7 +55,7 @@ SETTINGS = {
     "log_level": "warning",  # the progress bar and the metrics, not every INFO line
 }
 SWITCHES = ("--do_train", "--do_eval", "--do_predict", "--overwrite_output_dir", "--use_cpu")
-NUM_EPOCHS = 2
+NUM_EPOCHS = 3
 
 
 @dataclass(frozen=True)

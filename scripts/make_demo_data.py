@@ -4,10 +4,11 @@
 Written for this project (no GLUE text is used): templates combine a subject with a positive or negative word,
 through negation ("is not dull"), contrast ("..., but ...", "although ..., ...") and phrases that say the film tries
 one thing and ends up another, so the label needs more than one word to decide. Some adjectives appear only in the
-dev and test sets, so a model has to lean on what it learnt in pretraining. The files follow SST-2's original
-layout (`sentence<TAB>label`; test: `index<TAB>sentence`, exactly the official 1821 rows, so the test predictions
-form a valid leaderboard file). The output is deterministic: `python scripts/make_demo_data.py` rewrites the
-shipped files byte for byte (a test checks it).
+dev and test sets, so a model has to lean on what it learnt in pretraining, and 5% of the training labels are
+flipped, as annotators err, so a regulariser has something to do (dev labels are clean). The files follow SST-2's
+original layout (`sentence<TAB>label`; test: `index<TAB>sentence`, exactly the official 1821 rows, so the test
+predictions form a valid leaderboard file). The output is deterministic: `python scripts/make_demo_data.py`
+rewrites the shipped files byte for byte (a test checks it).
 """
 
 from __future__ import annotations
