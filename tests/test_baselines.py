@@ -5,6 +5,10 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,7 +34,6 @@ from pseudo_kd_hf.losses import (
 from pseudo_kd_hf.trainer import REGULARIZER_STATE_NAME, ClassPairBatchSampler
 from tests.helpers.glue_models import save_tiny_student
 from tests.helpers.tiny import sgd_args, tiny_bert, tiny_dataset, trained_parameters
-from tests.helpers.torchrun import run_one_process, run_two_processes
 from tests.test_cli import _restore_log_levels, run_flags  # noqa: F401 (autouse fixture: main() sets log levels)
 
 K = 5
@@ -448,9 +451,24 @@ DDP_SCRIPT = Path(__file__).parent / "helpers" / "ddp_baselines.py"
 @pytest.mark.parametrize("regularization", ["tf_reg", "ps_kd", "cs_kd"])
 def test_two_processes_equal_one_process_with_the_whole_batch(tmp_path, regularization):
     """torchrun x 2 (gloo, CPU) x batch 4 == 1 x batch 8: the update, and PS-KD's table gathered from both ranks."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), "OMP_NUM_THREADS": "1"}
+    with socket.socket() as probe:  # a free port for torchrun's static rendezvous
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
     single, distributed = tmp_path / "single.pt", tmp_path / "ddp.pt"
-    run_one_process(DDP_SCRIPT, regularization, "8", str(single), str(tmp_path / "one"))
-    run_two_processes(DDP_SCRIPT, regularization, "4", str(distributed), str(tmp_path / "two"))
+    command = [str(DDP_SCRIPT), regularization]
+    subprocess.run(
+        [sys.executable, *command, "8", str(single), str(tmp_path / "one")], check=True, env=env, capture_output=True
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port, *command]
+        + ["4", str(distributed), str(tmp_path / "two")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
     for name, value in torch.load(single).items():
         torch.testing.assert_close(torch.load(distributed)[name], value, atol=1e-5, rtol=1e-4)
 
