@@ -2,10 +2,14 @@
 """What each label regulariser costs per training step, and what the GLUE runner's padding and KD caching cost.
 
 Step mode (`--shape minilm|paper`): one `PseudoKDTrainer` per method (`none`, `ls`, `pseudo_kd`, `kd` from cached
-logits, `kd` with an online teacher), each with its own copy of the same student and optimizer. Steps are interleaved
-round-robin over the methods in one process (warmup rounds, then `--rounds` timed rounds), so drifting machine load
-hits every method alike; we report the median step time, its ratio to `none`, and examples/s. A step is the Trainer's
-own `training_step` (compute_loss under its autocast, backward) plus gradient clipping and the optimizer step.
+logits, `kd` with an online teacher, and the teacher-free baselines `tf_reg`, `ps_kd`, `cs_kd`, `beta_ls`), each
+with its own copy of the same student and optimizer. Steps are interleaved round-robin over the methods in one
+process (warmup rounds, then `--rounds` timed rounds), so drifting machine load hits every method alike; we report
+the median step time, its ratio to `none`, and examples/s. A step is the Trainer's own `training_step`
+(compute_loss under its autocast, backward), gradient clipping, the optimizer step and the callbacks' `on_step_end`
+(where Beta smoothing updates its EMA model). CS-KD's step carries the batch's same-class partners too (2x the
+sequences for the same number of training examples). Memory: the state a method keeps beside the student (EMA model,
+PS-KD table) and, on CUDA, the peak memory allocated during a step.
 
 Runner mode (`--runner`): end-to-end runs of `pseudo_kd_hf.cli` on RTE in subprocesses, interleaved: dynamic padding
 against `--pad_to_max_length` (one epoch, same dev metrics checked), and KD over 3 epochs with the teacher's logits
@@ -34,13 +38,14 @@ from typing import Any
 
 import torch
 import transformers
+from datasets import Dataset
 from transformers import AutoModelForSequenceClassification, PreTrainedModel, RobertaConfig
 
 from pseudo_kd_hf import PseudoKDTrainer, PseudoKDTrainingArguments
-from pseudo_kd_hf.trainer import TEACHER_LOGITS_COLUMN
+from pseudo_kd_hf.trainer import EXAMPLE_ID_COLUMN, TEACHER_FREE_BASELINES, TEACHER_LOGITS_COLUMN
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-METHODS = ("none", "ls", "pseudo_kd", "kd_cached", "kd_online")
+METHODS = ("none", "ls", "pseudo_kd", "kd_cached", "kd_online", *TEACHER_FREE_BASELINES)
 NUM_LABELS = 2
 # The paper's student and teacher (Section 5 / Appendix C), built from configs: only their cost matters here.
 DISTILROBERTA = {"num_hidden_layers": 6, "hidden_size": 768, "num_attention_heads": 12, "intermediate_size": 3072}
@@ -64,6 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seq_len", type=int, default=128)
     parser.add_argument("--warmup", type=int, default=2, help="Untimed rounds first (allocator, Adam state).")
     parser.add_argument("--rounds", type=int, default=20, help="Timed rounds; each runs one step of every method.")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS), help="Step mode: methods.")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU).")
     parser.add_argument("--glue_data", default=str(REPO_ROOT.parent / "shared" / "glue_data"))
     parser.add_argument("--runner_train_samples", type=int, default=128, help="Runner: training examples kept.")
@@ -115,13 +121,17 @@ def build_models(shape: str) -> tuple[PreTrainedModel, PreTrainedModel, int]:
     return student, teacher, ROBERTA_SHARED["vocab_size"]
 
 
+def make_labels(batch_size: int) -> torch.Tensor:
+    return torch.randint(0, NUM_LABELS, (batch_size,), generator=torch.Generator().manual_seed(1))
+
+
 def make_batch(vocab_size: int, batch_size: int, seq_len: int, device: str) -> dict[str, torch.Tensor]:
     """A fixed random full-length batch (ids above the special tokens): step cost does not depend on the text."""
     generator = torch.Generator().manual_seed(0)
     return {
         "input_ids": torch.randint(5, vocab_size, (batch_size, seq_len), generator=generator).to(device),
         "attention_mask": torch.ones(batch_size, seq_len, dtype=torch.long, device=device),
-        "labels": torch.randint(0, NUM_LABELS, (batch_size,), generator=generator).to(device),
+        "labels": make_labels(batch_size).to(device),
     }
 
 
@@ -138,19 +148,50 @@ def build_trainer(
         bf16=args.dtype == "bf16",
         use_cpu=args.device == "cpu",
         report_to="none",
+        disable_tqdm=True,
         per_device_train_batch_size=args.batch_size,
     )
+    # PS-KD and CS-KD read the training set's labels (and PS-KD its `idx`) when they are built: the batch's own.
+    train_dataset = None
+    if method in ("ps_kd", "cs_kd"):
+        labels = make_labels(args.batch_size).tolist()
+        train_dataset = Dataset.from_dict({EXAMPLE_ID_COLUMN: list(range(args.batch_size)), "label": labels})
     trainer = PseudoKDTrainer(
         model=copy.deepcopy(student).to(args.device),
         args=training_args,
+        train_dataset=train_dataset,
         teacher_model=teacher if method == "kd_online" else None,
     )
     trainer.create_optimizer()
     return trainer
 
 
+def method_batch(method: str, batch: dict[str, torch.Tensor], cached_logits: torch.Tensor) -> dict[str, torch.Tensor]:
+    """What the method's dataloader would yield: cached logits (kd), the example ids (ps_kd), or the batch followed
+    by a partner per example (cs_kd; here the batch reversed: the step's cost does not depend on which they are)."""
+    if method == "kd_cached":
+        return {**batch, TEACHER_LOGITS_COLUMN: cached_logits}
+    if method == "ps_kd":
+        return {**batch, EXAMPLE_ID_COLUMN: torch.arange(len(batch["labels"]), device=batch["labels"].device)}
+    if method == "cs_kd":
+        return {name: torch.cat([tensor, tensor.flip(0)]) for name, tensor in batch.items()}
+    return batch
+
+
+def persistent_state_bytes(trainer: PseudoKDTrainer) -> int:
+    """Memory a method keeps beside the student and its optimizer: Beta smoothing's EMA model, PS-KD's table."""
+    total = 0
+    if trainer.ema_model is not None:
+        total += sum(tensor.numel() * tensor.element_size() for tensor in trainer.ema_model.state_dict().values())
+    if trainer.previous_predictions is not None:
+        total += sum(
+            tensor.numel() * tensor.element_size() for tensor in trainer.previous_predictions.state_dict().values()
+        )
+    return total
+
+
 def step_function(trainer: PseudoKDTrainer, batch: dict[str, torch.Tensor]) -> Callable[[], None]:
-    """One real Trainer update: `training_step` (loss + backward), gradient clipping, optimizer step."""
+    """One real Trainer update: `training_step` (loss + backward), gradient clipping, optimizer step, callbacks."""
     model, num_items = trainer.model, torch.tensor(len(batch["labels"]))
 
     def step() -> None:
@@ -158,6 +199,8 @@ def step_function(trainer: PseudoKDTrainer, batch: dict[str, torch.Tensor]) -> C
         trainer.accelerator.clip_grad_norm_(model.parameters(), trainer.args.max_grad_norm)
         trainer.optimizer.step()
         model.zero_grad(set_to_none=True)
+        trainer.state.global_step += 1
+        trainer.control = trainer.callback_handler.on_step_end(trainer.args, trainer.state, trainer.control)
 
     return step
 
@@ -165,23 +208,29 @@ def step_function(trainer: PseudoKDTrainer, batch: dict[str, torch.Tensor]) -> C
 def time_interleaved(
     steps: dict[str, Callable[[], None]], warmup: int, rounds: int, device: str
 ) -> dict[str, dict[str, list[float]]]:
-    """Wall and process-CPU seconds per step of each method, round-robin (the order rotates every round).
+    """Wall and process-CPU seconds per step of each method, round-robin (the order rotates every round), and on
+    CUDA the peak bytes allocated during each step (every method's models are resident throughout, alike).
 
     On a shared CPU, process CPU time does not count the time other processes hold the cores, so its ratios stay
     meaningful under load (with one torch thread, it is the step's own compute); on a GPU, wall time is the measure.
     """
-    times: dict[str, dict[str, list[float]]] = {name: {"wall": [], "cpu": []} for name in steps}
+    times: dict[str, dict[str, list[float]]] = {name: {"wall": [], "cpu": [], "peak_bytes": []} for name in steps}
     names = list(steps)
+    on_cuda = device.startswith("cuda")
     for round_index in range(warmup + rounds):
         shift = round_index % len(names)
         for name in names[shift:] + names[:shift]:
             synchronize(device)
+            if on_cuda:
+                torch.cuda.reset_peak_memory_stats()
             start_wall, start_cpu = time.perf_counter(), time.process_time()
             steps[name]()
             synchronize(device)
             if round_index >= warmup:
                 times[name]["wall"].append(time.perf_counter() - start_wall)
                 times[name]["cpu"].append(time.process_time() - start_cpu)
+                if on_cuda:
+                    times[name]["peak_bytes"].append(torch.cuda.max_memory_allocated())
         print(f"round {round_index + 1}/{warmup + rounds} done", file=sys.stderr, flush=True)
     return times
 
@@ -192,17 +241,18 @@ def synchronize(device: str) -> None:
 
 
 def run_step_benchmark(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    methods = ["none", *(method for method in args.methods if method != "none")]  # ratios need `none`
     student, teacher, vocab_size = build_models(args.shape)
     batch = make_batch(vocab_size, args.batch_size, args.seq_len, args.device)
     teacher = teacher.to(args.device).eval()
     with torch.no_grad(), torch.autocast(args.device.split(":")[0], torch.bfloat16, enabled=args.dtype == "bf16"):
         cached_logits = teacher(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
-    steps = {}
+    steps, state_bytes = {}, {}
     with tempfile.TemporaryDirectory() as work_dir:
-        for method in METHODS:
+        for method in methods:
             trainer = build_trainer(method, student, teacher, args, work_dir)
-            method_batch = {**batch, TEACHER_LOGITS_COLUMN: cached_logits} if method == "kd_cached" else batch
-            steps[method] = step_function(trainer, method_batch)
+            steps[method] = step_function(trainer, method_batch(method, batch, cached_logits))
+            state_bytes[method] = persistent_state_bytes(trainer)
         times = time_interleaved(steps, args.warmup, args.rounds, args.device)
     clock = "cpu" if args.device == "cpu" else "wall"
     medians = {
@@ -222,10 +272,12 @@ def run_step_benchmark(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
         "teacher_parameters": sum(p.numel() for p in teacher.parameters()),
         "clock": clock,
         "median_step_s": medians[clock],
-        "ratio_to_none": {name: medians[clock][name] / medians[clock]["none"] for name in METHODS},
-        "examples_per_s": {name: args.batch_size / medians[clock][name] for name in METHODS},
+        "ratio_to_none": {name: medians[clock][name] / medians[clock]["none"] for name in methods},
+        "examples_per_s": {name: args.batch_size / medians[clock][name] for name in methods},
         "median_wall_step_s": medians["wall"],
-        "wall_ratio_to_none": {name: medians["wall"][name] / medians["wall"]["none"] for name in METHODS},
+        "wall_ratio_to_none": {name: medians["wall"][name] / medians["wall"]["none"] for name in methods},
+        "state_bytes": state_bytes,
+        "peak_step_bytes": {name: max(t["peak_bytes"]) if t["peak_bytes"] else None for name, t in times.items()},
         "step_times_s": times,
     }
     return result, step_table(result)
@@ -239,15 +291,22 @@ def step_table(result: dict[str, Any]) -> str:
         f"Student {result['student_parameters'] / 1e6:.1f} M parameters, teacher "
         f"{result['teacher_parameters'] / 1e6:.1f} M; {result['rounds']} interleaved rounds after "
         f"{result['warmup_rounds']} warmup rounds, one process. Clock: {result['clock']} "
-        "(cpu = process CPU time, robust to other processes on a shared machine; wall ratios in the last column).",
+        "(cpu = process CPU time, robust to other processes on a shared machine; wall ratios in the last column). "
+        "Extra state: memory the method keeps beside the student (EMA model; PS-KD's table, here for one batch of "
+        "examples: N x K x 4 bytes + 8 bytes per key for a training set of N). Peak: the most memory allocated during "
+        "a step (CUDA only; every method's models stay resident, so compare the differences). cs_kd's step runs "
+        "2x the sequences (the partners) for the same examples.",
         "",
-        "| method | median step (ms) | ratio to none | examples/s | wall ratio to none |",
-        "|---|---:|---:|---:|---:|",
+        "| method | median step (ms) | ratio to none | examples/s | wall ratio to none | extra state (MB) "
+        "| peak (MB) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name in result["median_step_s"]:
+        peak = result["peak_step_bytes"][name]
         lines.append(
             f"| {name} | {1000 * result['median_step_s'][name]:.1f} | {result['ratio_to_none'][name]:.3f} | "
-            f"{result['examples_per_s'][name]:.1f} | {result['wall_ratio_to_none'][name]:.3f} |"
+            f"{result['examples_per_s'][name]:.1f} | {result['wall_ratio_to_none'][name]:.3f} | "
+            f"{result['state_bytes'][name] / 2**20:.1f} | {'-' if peak is None else f'{peak / 2**20:.0f}'} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -1,4 +1,5 @@
 """GLUE for Pseudo-KD: the task registry, offline/Hub loading, local metrics and leaderboard submissions."""
+
 from .data import load_glue_task as load_glue_task
 from .metrics import compute_glue_metrics as compute_glue_metrics
 from .metrics import glue_compute_metrics_fn as glue_compute_metrics_fn
