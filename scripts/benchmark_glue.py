@@ -398,26 +398,32 @@ def markdown_table(
 
 
 def bar_chart(summary: dict, average: dict, path: Path) -> None:
+    """One panel per task (and the average), each on its own y range: the methods differ by a point or two."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     methods = reported_methods(summary)
-    groups = list(summary) + (["average"] if average else [])
-    width = 0.8 / len(methods)
-    figure, axis = plt.subplots(figsize=(1.2 * len(methods) * len(groups) / 2 + 3, 4.5))
-    for index, method in enumerate(methods):
-        means = [summary[t][method]["mean"] if method in summary[t] else float("nan") for t in summary]
-        stds = [summary[t][method]["std"] if method in summary[t] else 0.0 for t in summary]
-        if average:
-            means, stds = means + [average[method]], stds + [0.0]
-        positions = [g + (index - (len(methods) - 1) / 2) * width for g in range(len(groups))]
-        axis.bar(positions, means, width, yerr=stds, capsize=2, label=method)
-    axis.set_xticks(range(len(groups)), groups)
-    axis.set_ylabel("dev score x 100 (mean ± std over seeds)")
-    axis.set_title("MiniLM-L6 on GLUE dev, by label regulariser")
-    axis.legend(ncols=min(len(methods), 4), fontsize=8, loc="lower right")
+    panels = {
+        task: {m: (rows[m]["mean"], rows[m]["std"]) for m in methods if m in rows} for task, rows in summary.items()
+    }
+    if average:
+        panels["average"] = {m: (average[m], 0.0) for m in methods}
+    colors = {method: f"C{index}" for index, method in enumerate(methods)}
+    figure, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels) + 0.5, 3.8), squeeze=False)
+    for axis, (name, bars) in zip(axes[0], panels.items(), strict=True):
+        labels = list(bars)
+        means, stds = [bars[m][0] for m in labels], [bars[m][1] for m in labels]
+        axis.bar(range(len(labels)), means, yerr=stds, capsize=2, color=[colors[m] for m in labels])
+        low = min(mean - std for mean, std in zip(means, stds, strict=True))
+        high = max(mean + std for mean, std in zip(means, stds, strict=True))
+        margin = max(0.5, 0.15 * (high - low))
+        axis.set_ylim(low - margin, high + margin)
+        axis.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=8)
+        axis.set_title(name)
+    axes[0][0].set_ylabel("dev score x 100 (mean ± std)")
+    figure.suptitle("MiniLM-L6 on GLUE dev, by label regulariser (y axes do not start at 0)", fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)

@@ -1,0 +1,370 @@
+"""The pure helpers of scripts/benchmark_glue.py and scripts/benchmark_speed.py: no training, no data, no network."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+from datasets import Dataset
+from transformers import BertConfig, BertForSequenceClassification
+
+from pseudo_kd_hf import PseudoKDTrainer, PseudoKDTrainingArguments
+from pseudo_kd_hf.trainer import CLASSIFICATION_ONLY
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def load_script(name: str) -> ModuleType:
+    """Import scripts/<name>.py as a module (scripts/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"scripts_{name}", SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def glue() -> ModuleType:
+    return load_script("benchmark_glue")
+
+
+@pytest.fixture(scope="module")
+def speed() -> ModuleType:
+    return load_script("benchmark_speed")
+
+
+# ---- benchmark_glue: report ----------------------------------------------------------------------------------------
+
+
+def run(task: str, method: str, seed: int, score: float, wall_s: float = 10.0) -> dict:
+    return {
+        "name": f"{task}_{method}_seed{seed}",
+        "task": task,
+        "method": method,
+        "seed": seed,
+        "score": score,
+        "wall_s": wall_s,
+    }
+
+
+def make_grid() -> list[dict]:
+    """CoLA: none, ls, kd at seeds 42-44, but ls never finished seed 44. STS-B: none and kd at seeds 42 and 43."""
+    return [
+        run("cola", "none", 42, 50.0, 10.0),
+        run("cola", "none", 43, 54.0, 20.0),
+        run("cola", "none", 44, 90.0, 99.0),  # seed 44 is incomplete: left out
+        run("cola", "ls", 42, 52.0, 11.0),
+        run("cola", "ls", 43, 57.0, 13.0),
+        run("cola", "kd", 42, 60.0, 30.0),
+        run("cola", "kd", 43, 61.0, 40.0),
+        run("cola", "kd", 44, 10.0, 99.0),
+        run("stsb", "none", 42, 80.0, 5.0),
+        run("stsb", "none", 43, 84.0, 7.0),
+        run("stsb", "kd", 42, 86.0, 6.0),
+        run("stsb", "kd", 43, 88.0, 8.0),
+    ]
+
+
+def test_summarize_counts_only_the_seeds_where_every_method_finished(glue: ModuleType) -> None:
+    cola = glue.summarize(make_grid())["cola"]
+    assert set(cola) == {"none", "ls", "kd"}  # methods never run on the task are absent, not empty
+    expected = {  # by hand, over seeds 42 and 43 only: mean, sample std, mean wall
+        "none": (52.0, math.sqrt(8.0), 15.0),
+        "ls": (54.5, math.sqrt(12.5), 12.0),
+        "kd": (60.5, math.sqrt(0.5), 35.0),
+    }
+    for method, (mean, std, wall) in expected.items():
+        row = cola[method]
+        assert row["n"] == 2, method
+        assert row["seeds"] == [42, 43], method
+        assert row["mean"] == pytest.approx(mean), method
+        assert row["std"] == pytest.approx(std), method
+        assert row["wall_s"] == pytest.approx(wall), method
+        assert row["as_none"] is False, method
+
+
+def test_summarize_single_seed_has_zero_std(glue: ModuleType) -> None:
+    summary = glue.summarize([run("rte", "none", 42, 70.0), run("rte", "ls", 42, 71.0)])
+    assert summary["rte"]["ls"] == {
+        "mean": 71.0,
+        "std": 0.0,
+        "n": 1,
+        "seeds": [42],
+        "wall_s": 10.0,
+        "as_none": False,
+    }
+    assert "cola" not in summary and "stsb" not in summary
+
+
+def test_summarize_regression_shows_none_for_the_classification_only_methods(glue: ModuleType) -> None:
+    stsb = glue.summarize(make_grid())["stsb"]
+    assert set(stsb) == {"none", "kd", *CLASSIFICATION_ONLY}
+    for method in CLASSIFICATION_ONLY:
+        assert stsb[method]["as_none"] is True, method
+        assert stsb[method]["mean"] == pytest.approx(82.0), method  # the none runs: 80, 84
+        assert stsb[method]["std"] == pytest.approx(math.sqrt(8.0)), method
+        assert stsb[method]["n"] == 2, method
+    assert stsb["none"]["as_none"] is False
+    assert stsb["none"]["mean"] == pytest.approx(82.0)
+    assert stsb["kd"]["as_none"] is False  # kd applies to regression: its own runs
+    assert stsb["kd"]["mean"] == pytest.approx(87.0)
+    assert stsb["kd"]["std"] == pytest.approx(math.sqrt(2.0))
+    assert stsb["kd"]["wall_s"] == pytest.approx(7.0)
+
+
+def row(mean: float) -> dict:
+    return {"mean": mean, "std": 0.0, "n": 1, "seeds": [42], "wall_s": 1.0, "as_none": False}
+
+
+def test_reported_methods_follow_methods_order(glue: ModuleType) -> None:
+    summary = {"cola": {"kd": row(1.0), "ls": row(2.0)}, "rte": {"beta_ls": row(3.0), "none": row(4.0)}}
+    assert glue.reported_methods(summary) == ["none", "ls", "kd", "beta_ls"]
+    assert glue.reported_methods({}) == []
+    assert glue.reported_methods(glue.summarize(make_grid())) == list(glue.METHODS)  # stsb shows every method
+
+
+def test_glue_average_over_tasks_where_every_reported_method_exists(glue: ModuleType) -> None:
+    summary = {
+        "cola": {"ls": row(40.0), "none": row(30.0)},
+        "mrpc": {"none": row(80.0), "ls": row(90.0)},
+        "rte": {"none": row(60.0)},  # no ls run: left out of the average
+    }
+    average = glue.glue_average(summary)
+    assert average["tasks"] == ["cola", "mrpc"]
+    assert average["none"] == pytest.approx(55.0)
+    assert average["ls"] == pytest.approx(65.0)
+    assert set(average) == {"tasks", "none", "ls"}
+    assert glue.glue_average({"cola": {"none": row(1.0)}, "rte": {"ls": row(2.0)}}) == {}
+    assert glue.glue_average({}) == {}
+
+
+def test_markdown_table(glue: ModuleType) -> None:
+    args = glue.parse_args(["--max_train_samples", "64", "--alpha", "0.2", "--batch_size", "16"])
+    grid = make_grid()
+    summary = glue.summarize(grid)
+    average = glue.glue_average(summary)
+    assert average["tasks"] == ["stsb"]  # cola has no pseudo_kd etc.
+    selection = [
+        {"task": "cola", "learning_rate": 1e-4, "num_train_epochs": 3.0, "score": 51.5, "wall_s": 12.0},
+        {"task": "cola", "learning_rate": 5e-5, "num_train_epochs": 3.0, "score": 49.25, "wall_s": 11.0},
+    ]
+    text = glue.markdown_table(args, summary, average, grid, selection)
+    lines = text.splitlines()
+    methods = list(glue.METHODS)
+    header = "| task | " + " | ".join(methods) + " |"
+    assert lines[0] == "## GLUE dev results: MiniLM-L6, first 64 training examples of each task"
+    assert lines.count(header) == 2  # scores and wall seconds
+    assert "alpha 0.2, beta 2.0" in text and "batch 16," in text
+    assert "Ran on: cpu (1 run(s) at once)." in text
+
+    cola_row = next(line for line in lines if line.startswith("| cola |") and "±" in line)
+    cola_cells = cola_row.strip("| ").split(" | ")[1:]
+    assert dict(zip(methods, cola_cells, strict=True)) == {
+        "none": "52.00 ± 2.83 (2)",
+        "ls": "54.50 ± 3.54 (2)",
+        "pseudo_kd": "not run",
+        "kd": "60.50 ± 0.71 (2)",
+        "tf_reg": "not run",
+        "ps_kd": "not run",
+        "cs_kd": "not run",
+        "beta_ls": "not run",
+    }
+    stsb_line = next(line for line in lines if line.startswith("| stsb |") and "±" in line)
+    stsb_cells = dict(zip(methods, stsb_line.strip("| ").split(" | ")[1:], strict=True))
+    for method in CLASSIFICATION_ONLY:
+        assert stsb_cells[method] == "82.00 ± 2.83 (2) †", method
+    assert stsb_cells["none"] == "82.00 ± 2.83 (2)"
+    assert stsb_cells["kd"] == "87.00 ± 1.41 (2)"
+    assert "†" not in cola_row
+    footnote = next(line for line in lines if line.startswith("†"))
+    assert all(method in footnote for method in CLASSIFICATION_ONLY)
+
+    average_line = next(line for line in lines if line.startswith("| average (stsb) |"))
+    assert average_line.split(" | ")[1:3] == ["82.00", "82.00"]
+
+    assert "Only seeds where every method finished are counted: left out cola seeds 44." in lines
+    assert "stsb seeds" not in text
+
+    stsb_walls = [line for line in lines if line.startswith("| stsb |") and "±" not in line]
+    assert len(stsb_walls) == 1
+    walls = dict(zip(methods, stsb_walls[0].strip("| ").split(" | ")[1:], strict=True))
+    assert walls["none"] == "6" and walls["kd"] == "7"
+    assert all(walls[method] == "-" for method in CLASSIFICATION_ONLY)  # shown as none: not their own runs
+    # the selection runs, sorted by learning rate
+    assert lines[-2:] == ["| cola | 5e-05 | 3 | 49.25 | 11 |", "| cola | 0.0001 | 3 | 51.50 | 12 |"]
+
+
+def test_markdown_table_without_incomplete_seeds_has_no_left_out_note(glue: ModuleType) -> None:
+    args = glue.parse_args(["--max_train_samples", "8"])
+    grid = [run("rte", "none", 42, 60.0), run("rte", "ls", 42, 61.0)]
+    summary = glue.summarize(grid)
+    text = glue.markdown_table(args, summary, glue.glue_average(summary), grid, [])
+    assert "Only seeds where every method finished are counted." in text.splitlines()
+    assert "left out" not in text
+    assert "| average (rte) | 60.00 | 61.00 |" in text.splitlines()
+
+
+# ---- benchmark_glue: runs ------------------------------------------------------------------------------------------
+
+
+def test_portable_argv_names_folders_by_role(glue: ModuleType) -> None:
+    args = glue.parse_args(["--runs_dir", "/scratch/runs", "--glue_data", "/data/glue"])
+    args.model = "/models/minilm"
+    argv = [
+        "--model_name_or_path", "/models/minilm",
+        "--data_dir", "/data/glue",
+        "--output_dir", "/scratch/runs/n64/rte/rte_none_seed42",
+        "--teacher_name_or_path", "/scratch/runs/n64/rte/rte_select_lr0.0001_ep3_seed0",
+        "--learning_rate", "0.0001",
+        "--seed", "42",
+        "--other", "/elsewhere/scratch/runs",
+    ]  # fmt: skip
+    assert glue.portable_argv(args, argv) == [
+        "--model_name_or_path", "<model>",
+        "--data_dir", "<glue_data>",
+        "--output_dir", "<runs_dir>/n64/rte/rte_none_seed42",
+        "--teacher_name_or_path", "<runs_dir>/n64/rte/rte_select_lr0.0001_ep3_seed0",
+        "--learning_rate", "0.0001",
+        "--seed", "42",
+        "--other", "/elsewhere/scratch/runs",
+    ]  # fmt: skip
+
+
+def test_raw_path_separates_subsets(glue: ModuleType, tmp_path: Path) -> None:
+    full = glue.parse_args(["--output_dir", str(tmp_path)])
+    subset = glue.parse_args(["--output_dir", str(tmp_path), "--max_train_samples", "64"])
+    assert glue.raw_path(full, "x") == tmp_path / "raw" / "full" / "x.json"
+    assert glue.raw_path(subset, "x") == tmp_path / "raw" / "n64" / "x.json"
+
+
+def runner_args(glue: ModuleType, tmp_path: Path, deadline: float | None):
+    args = glue.parse_args(
+        ["--output_dir", str(tmp_path / "out"), "--runs_dir", str(tmp_path / "runs"), "--max_train_samples", "8"]
+    )
+    args.model = str(tmp_path / "model")
+    args.deadline = deadline
+    args.jobs = 1
+    return args
+
+
+def forbid_training(glue: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    def run_glue(argv):  # pragma: no cover - the test fails if reached
+        pytest.fail(f"run_once trained: {argv}")
+
+    monkeypatch.setattr(glue, "run_glue", run_glue)
+
+
+def test_run_once_reads_a_finished_run(glue: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    forbid_training(glue, monkeypatch)
+    settings = {"learning_rate": 1e-4, "num_train_epochs": 3.0}
+    stored = {**run("rte", "ls", 43, 66.5), "learning_rate": 1e-4}
+    for deadline in (None, time.monotonic() - 1):  # a finished run is read even after the time budget ran out
+        args = runner_args(glue, tmp_path, deadline)
+        path = glue.raw_path(args, "rte_ls_seed43")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(stored), encoding="utf-8")
+        assert glue.run_once(args, "rte", "ls", 43, settings) == stored
+    assert not (tmp_path / "runs").exists()
+
+
+def test_run_once_past_the_deadline_starts_nothing(
+    glue: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    forbid_training(glue, monkeypatch)
+    args = runner_args(glue, tmp_path, time.monotonic() - 1)
+    settings = {"learning_rate": 1e-4, "num_train_epochs": 3.0}
+    assert glue.run_once(args, "rte", "none", 42, settings) is None
+    assert glue.run_once(args, "rte", "none", 0, settings, name="rte_select_lr0.0001_ep3_seed0") is None
+    assert not (tmp_path / "runs").exists()
+    assert not (tmp_path / "out").exists()
+
+
+# ---- benchmark_speed -----------------------------------------------------------------------------------------------
+
+
+def speed_batch(batch_size: int = 4, seq_len: int = 3) -> dict[str, torch.Tensor]:
+    return {
+        "input_ids": torch.arange(batch_size * seq_len).view(batch_size, seq_len),
+        "attention_mask": torch.ones(batch_size, seq_len, dtype=torch.long),
+        "labels": torch.tensor([0, 1, 1, 0])[:batch_size],
+    }
+
+
+def test_method_batch_kd_cached_adds_the_teacher_logits(speed: ModuleType) -> None:
+    batch, logits = speed_batch(), torch.randn(4, 2)
+    out = speed.method_batch("kd_cached", batch, logits)
+    assert set(out) == {*batch, "teacher_logits"}
+    assert out["teacher_logits"] is logits
+    assert all(out[name] is batch[name] for name in batch)
+    assert "teacher_logits" not in batch  # the shared batch is not modified
+
+
+def test_method_batch_ps_kd_adds_example_ids(speed: ModuleType) -> None:
+    batch = speed_batch()
+    out = speed.method_batch("ps_kd", batch, torch.zeros(4, 2))
+    assert set(out) == {*batch, "idx"}
+    assert torch.equal(out["idx"], torch.arange(4))
+    assert out["idx"].dtype == torch.long
+    assert "idx" not in batch
+
+
+def test_method_batch_cs_kd_appends_a_partner_per_example(speed: ModuleType) -> None:
+    batch = speed_batch()
+    out = speed.method_batch("cs_kd", batch, torch.zeros(4, 2))
+    assert set(out) == set(batch)
+    for name, tensor in batch.items():
+        assert out[name].shape == (2 * tensor.shape[0], *tensor.shape[1:]), name
+        assert torch.equal(out[name][:4], tensor), name
+        assert torch.equal(out[name][4:], tensor.flip(0)), name
+
+
+@pytest.mark.parametrize("method", ["none", "ls", "pseudo_kd", "kd_online", "tf_reg", "beta_ls"])
+def test_method_batch_other_methods_leave_the_batch(speed: ModuleType, method: str) -> None:
+    batch = speed_batch()
+    assert speed.method_batch(method, batch, torch.zeros(4, 2)) is batch
+
+
+def tiny_trainer(tmp_path: Path, regularization: str, train_dataset: Dataset | None = None) -> PseudoKDTrainer:
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+        num_labels=2,
+    )
+    args = PseudoKDTrainingArguments(
+        output_dir=str(tmp_path), regularization=regularization, use_cpu=True, report_to="none"
+    )
+    return PseudoKDTrainer(model=BertForSequenceClassification(config), args=args, train_dataset=train_dataset)
+
+
+def state_dict_bytes(model: torch.nn.Module) -> int:
+    return sum(tensor.numel() * tensor.element_size() for tensor in model.state_dict().values())
+
+
+def test_persistent_state_bytes_none_is_zero(speed: ModuleType, tmp_path: Path) -> None:
+    assert speed.persistent_state_bytes(tiny_trainer(tmp_path, "none")) == 0
+
+
+def test_persistent_state_bytes_beta_ls_is_the_ema_model(speed: ModuleType, tmp_path: Path) -> None:
+    trainer = tiny_trainer(tmp_path, "beta_ls")
+    expected = state_dict_bytes(trainer.model)
+    assert expected > 10_000  # float32 weights of the tiny BERT
+    assert speed.persistent_state_bytes(trainer) == expected
+
+
+def test_persistent_state_bytes_ps_kd_is_the_table(speed: ModuleType, tmp_path: Path) -> None:
+    n, k = 10, 2
+    train = Dataset.from_dict({"idx": list(range(n)), "label": [i % k for i in range(n)]})
+    trainer = tiny_trainer(tmp_path, "ps_kd", train)
+    assert speed.persistent_state_bytes(trainer) == n * k * 4 + n * 8
