@@ -8,7 +8,11 @@ TORCH_REQUIREMENT ?= torch==2.13.0
 # `make test` runs the whole suite, slow tests included; `pytest` alone skips the slow ones.
 PYTEST_ARGS ?= -m ""
 
-.PHONY: venv demo test lint clean
+# The benchmarks (benchmarks/README.md); pass flags through, e.g. make benchmark-speed SPEED_ARGS="--shape paper".
+SPEED_ARGS ?= --shape minilm
+GLUE_ARGS ?=
+
+.PHONY: venv demo test lint clean benchmark-speed benchmark-glue
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +28,14 @@ test: venv
 	$(BIN)/pip install -e ".[test]"
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+benchmark-speed: venv
+	$(BIN)/pip install -e ".[offline]"
+	$(BIN)/python scripts/benchmark_speed.py $(SPEED_ARGS)
+
+benchmark-glue: venv
+	$(BIN)/pip install -e ".[offline,plot]"
+	$(BIN)/python scripts/benchmark_glue.py $(GLUE_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

@@ -23,6 +23,21 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 SHARED_GLUE_DATA = Path(__file__).resolve().parents[2] / "shared" / "glue_data"
 
 
+@pytest.fixture(autouse=True)
+def _restore_log_levels():
+    """The CLI's main() sets library log levels as run_glue does; put them back after every test."""
+    import logging
+
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    levels = hf_logging.get_verbosity(), datasets.logging.get_verbosity(), logging.getLogger("pseudo_kd_hf").level
+    yield
+    hf_logging.set_verbosity(levels[0])
+    datasets.logging.set_verbosity(levels[1])
+    logging.getLogger("pseudo_kd_hf").setLevel(levels[2])
+
+
 @pytest.fixture(scope="session")
 def shared_glue_data() -> Path:
     """The real GLUE files in the original layout (`../shared/glue_data`); tests skip where it is absent."""

@@ -34,7 +34,7 @@ from pseudo_kd_hf.losses import (
 from pseudo_kd_hf.trainer import REGULARIZER_STATE_NAME, ClassPairBatchSampler
 from tests.helpers.glue_models import save_tiny_student
 from tests.helpers.tiny import sgd_args, tiny_bert, tiny_dataset, trained_parameters
-from tests.test_cli import _restore_log_levels, run_flags  # noqa: F401 (autouse fixture: main() sets log levels)
+from tests.test_cli import run_flags
 
 K = 5
 torch.manual_seed(0)

@@ -9,9 +9,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-import datasets
 import pytest
-from transformers.utils import logging as hf_logging
 
 from pseudo_kd_hf import cli
 from pseudo_kd_hf.cli import apply_preset, build_arguments, main, read_arguments, submit_main
@@ -21,16 +19,6 @@ from tests.helpers.glue_models import TEACHER_WORDS, save_tiny_student, save_tin
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 NLI_LABELS = ("entailment", "neutral", "contradiction")
-
-
-@pytest.fixture(autouse=True)
-def _restore_log_levels():
-    """main() sets library log levels as run_glue does; put them back for the other tests."""
-    levels = hf_logging.get_verbosity(), datasets.logging.get_verbosity(), logging.getLogger("pseudo_kd_hf").level
-    yield
-    hf_logging.set_verbosity(levels[0])
-    datasets.logging.set_verbosity(levels[1])
-    logging.getLogger("pseudo_kd_hf").setLevel(levels[2])
 
 
 @pytest.fixture(scope="module")
