@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 import time
 from pathlib import Path
 from types import ModuleType
@@ -13,21 +11,11 @@ from types import ModuleType
 import pytest
 import torch
 from datasets import Dataset
-from transformers import BertConfig, BertForSequenceClassification
 
 from pseudo_kd_hf import PseudoKDTrainer, PseudoKDTrainingArguments
 from pseudo_kd_hf.trainer import CLASSIFICATION_ONLY
-
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-
-
-def load_script(name: str) -> ModuleType:
-    """Import scripts/<name>.py as a module (scripts/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(f"scripts_{name}", SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
+from tests.helpers.scripts import load_script
+from tests.helpers.tiny import tiny_bert
 
 
 @pytest.fixture(scope="module")
@@ -332,20 +320,10 @@ def test_method_batch_other_methods_leave_the_batch(speed: ModuleType, method: s
 
 
 def tiny_trainer(tmp_path: Path, regularization: str, train_dataset: Dataset | None = None) -> PseudoKDTrainer:
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=50,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=32,
-        num_labels=2,
-    )
     args = PseudoKDTrainingArguments(
         output_dir=str(tmp_path), regularization=regularization, use_cpu=True, report_to="none"
     )
-    return PseudoKDTrainer(model=BertForSequenceClassification(config), args=args, train_dataset=train_dataset)
+    return PseudoKDTrainer(model=tiny_bert(num_labels=2), args=args, train_dataset=train_dataset)
 
 
 def state_dict_bytes(model: torch.nn.Module) -> int:

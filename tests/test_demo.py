@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -13,17 +11,7 @@ from pseudo_kd_hf.cli import build_arguments, read_arguments
 from pseudo_kd_hf.glue import load_glue_task
 from pseudo_kd_hf.glue.submission import read_leaderboard_file
 from pseudo_kd_hf.glue.tasks import TASKS
-
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-
-
-def load_script(name: str) -> ModuleType:
-    """Import scripts/<name>.py as a module (scripts/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(f"scripts_{name}", SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
+from tests.helpers.scripts import load_script
 
 
 @pytest.fixture(scope="module")
