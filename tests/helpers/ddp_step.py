@@ -7,6 +7,7 @@ The data (8 examples) and the models are the same in every process; with 2 proce
 
 from __future__ import annotations
 
+import os
 import sys
 
 import torch
@@ -29,7 +30,19 @@ def main() -> None:
         return
     if dist.get_rank() == 0:
         torch.save(parameters, out_path)
-    dist.destroy_process_group()  # a gloo group left to interpreter exit can abort ("terminate called ...")
+    exit_without_teardown()
+
+
+def exit_without_teardown() -> None:
+    """End a torchrun worker at once, skipping the gloo process group's destruction.
+
+    Destroying it (explicitly, or when the DDP reducer holding it is freed) can deadlock: the main thread joins gloo's
+    worker thread while holding the GIL, and that thread waits for the GIL to free a finished collective's tensors
+    (seen with torch 2.13 on CPU; left to interpreter exit, it can instead abort with "terminate called ...").
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
