@@ -261,11 +261,19 @@ def choose_settings(args: argparse.Namespace, task: str, runs: list[Future]) -> 
     if any(result is None for result in candidates):
         return None
     best = max(candidates, key=lambda result: result["score"])
-    return {
-        "learning_rate": best["learning_rate"],
-        "num_train_epochs": best["num_train_epochs"],
-        "teacher": str(run_path(args, task, best["name"])),
-    }
+    settings = {"learning_rate": best["learning_rate"], "num_train_epochs": best["num_train_epochs"]}
+    teacher = run_path(args, task, best["name"])
+    if kd_runs_pending(args, task) and not any(teacher.glob("*.safetensors")):
+        # A sitting on another machine has the selection's results but not its weights: train the teacher again.
+        print(f"{best['name']}: the KD teacher's weights are not in {teacher.parent}; training it again", flush=True)
+        raw_path(args, best["name"]).unlink()
+        if run_once(args, task, "none", args.select_seed, settings, None, best["name"], True) is None:
+            return None
+    return {**settings, "teacher": str(teacher)}
+
+
+def kd_runs_pending(args: argparse.Namespace, task: str) -> bool:
+    return "kd" in args.methods and any(not raw_path(args, f"{task}_kd_seed{seed}").is_file() for seed in args.seeds)
 
 
 # ---- report --------------------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from concurrent.futures import Future
 from pathlib import Path
 from types import ModuleType
 
@@ -272,6 +273,60 @@ def test_run_once_past_the_deadline_starts_nothing(
     assert glue.run_once(args, "rte", "none", 0, settings, name="rte_select_lr0.0001_ep3_seed0") is None
     assert not (tmp_path / "runs").exists()
     assert not (tmp_path / "out").exists()
+
+
+def finished(result: dict) -> Future:
+    future: Future = Future()
+    future.set_result(result)
+    return future
+
+
+def selection_result(name: str, learning_rate: float, score: float) -> dict:
+    return {"name": name, "learning_rate": learning_rate, "num_train_epochs": 3.0, "score": score}
+
+
+@pytest.mark.parametrize("case", ["no weights", "weights kept", "kd runs done"])
+def test_choose_settings_trains_the_kd_teacher_again_only_when_its_weights_are_gone(
+    glue: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    args = runner_args(glue, tmp_path, None)
+    args.seeds = [42, 43]
+    best = selection_result("rte_select_lr0.0002_ep3_seed0", 2e-4, 58.0)
+    runs = [finished(selection_result("rte_select_lr0.0001_ep3_seed0", 1e-4, 55.0)), finished(best)]
+    teacher = glue.run_path(args, "rte", best["name"])
+    best_file = glue.raw_path(args, best["name"])
+    best_file.parent.mkdir(parents=True)
+    best_file.write_text(json.dumps(best), encoding="utf-8")
+    if case == "weights kept":
+        teacher.mkdir(parents=True)
+        (teacher / "model.safetensors").write_bytes(b"")
+    if case == "kd runs done":
+        for seed in args.seeds:
+            glue.raw_path(args, f"rte_kd_seed{seed}").write_text("{}", encoding="utf-8")
+    calls = []
+
+    def run_once(*call_args):
+        calls.append(call_args)
+        return {**best, "score": 57.0}
+
+    monkeypatch.setattr(glue, "run_once", run_once)
+    settings = glue.choose_settings(args, "rte", runs)
+    assert settings == {"learning_rate": 2e-4, "num_train_epochs": 3.0, "teacher": str(teacher)}
+    if case == "no weights":
+        assert [call[1:] for call in calls] == [
+            (
+                "rte",
+                "none",
+                args.select_seed,
+                {"learning_rate": 2e-4, "num_train_epochs": 3.0},
+                None,
+                best["name"],
+                True,
+            )
+        ]
+        assert not best_file.exists()  # the stale result goes, so run_once trains instead of reading it
+    else:
+        assert calls == [] and best_file.exists()
 
 
 # ---- benchmark_speed -----------------------------------------------------------------------------------------------
