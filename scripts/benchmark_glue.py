@@ -336,7 +336,6 @@ def markdown_table(
     subset = "full training sets"
     if args.max_train_samples is not None:
         subset = f"first {args.max_train_samples} training examples of each task"
-    methods = reported_methods(summary)
     devices = sorted({f"{r.get('device', 'cpu')} ({r.get('jobs', 1)} run(s) at once)" for r in grid + selection})
     lines = [
         f"## GLUE dev results: MiniLM-L6, {subset}",
@@ -346,6 +345,28 @@ def markdown_table(
         f"{args.batch_size}, max_seq_length {args.max_seq_length}; learning rate and epochs per task chosen on the "
         "`none` baseline's dev score (see below). Ran on: " + "; ".join(devices) + ".",
         "",
+    ]
+    lines += grid_lines(summary, average, grid) if summary else ["No grid runs yet: only the selection below."]
+    lines += [
+        "",
+        "### Learning-rate / epoch selection (`none`, seed "
+        f"{args.select_seed}, dev primary metric; the best run is also the KD teacher)",
+        "",
+        "| task | learning rate | epochs | dev score | wall s |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for result in sorted(selection, key=lambda r: (r["task"], r["learning_rate"], r["num_train_epochs"])):
+        lines.append(
+            f"| {result['task']} | {result['learning_rate']:g} | {result['num_train_epochs']:g} | "
+            f"{result['score']:.2f} | {result['wall_s']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def grid_lines(summary: dict, average: dict, grid: list[dict[str, Any]]) -> list[str]:
+    """The score table (mean ± std, average), which seeds it leaves out, and the wall-time table."""
+    methods = reported_methods(summary)
+    lines = [
         "| task | " + " | ".join(methods) + " |",
         "|---|" + "---:|" * len(methods),
     ]
@@ -378,9 +399,14 @@ def markdown_table(
         )
         + ".",
         "",
-        "† regression: the label-reshaping methods (" + ", ".join(CLASSIFICATION_ONLY) + ") do not apply and train "
-        "exactly as none; the none runs are shown.",
-        "",
+    ]
+    if any(row["as_none"] for rows in summary.values() for row in rows.values()):
+        lines += [
+            "† regression: the label-reshaping methods (" + ", ".join(CLASSIFICATION_ONLY) + ") do not apply and "
+            "train exactly as none; the none runs are shown.",
+            "",
+        ]
+    lines += [
         "Mean wall seconds per run (where several runs shared a device, each run's own elapsed time):",
         "",
         "| task | " + " | ".join(methods) + " |",
@@ -389,20 +415,7 @@ def markdown_table(
     for task, rows in summary.items():
         walls = [f"{rows[m]['wall_s']:.0f}" if m in rows and not rows[m]["as_none"] else "-" for m in methods]
         lines.append(f"| {task} | " + " | ".join(walls) + " |")
-    lines += [
-        "",
-        "### Learning-rate / epoch selection (`none`, seed "
-        f"{args.select_seed}, dev primary metric; the best run is also the KD teacher)",
-        "",
-        "| task | learning rate | epochs | dev score | wall s |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for result in sorted(selection, key=lambda r: (r["task"], r["learning_rate"], r["num_train_epochs"])):
-        lines.append(
-            f"| {result['task']} | {result['learning_rate']:g} | {result['num_train_epochs']:g} | "
-            f"{result['score']:.2f} | {result['wall_s']:.0f} |"
-        )
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def bar_chart(summary: dict, average: dict, path: Path) -> None:
