@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmarks' GPU sitting, for a machine with a CUDA GPU and no network (as the project's lent H100/H200).
 #
-#   scripts/benchmark_gpu.sh prepare   # here, with network: fill .device_carry/ (git-ignored, about 55 MB)
+#   scripts/benchmark_gpu.sh prepare   # here, with network: fill .device_carry/ (git-ignored, about 51 MB)
 #   scripts/benchmark_gpu.sh run       # there, from the repository root, with .device_carry/ carried along
 #
 # `prepare` collects what the GPU machine lacks: wheels of `datasets` and its two pure-Python needs that its image
