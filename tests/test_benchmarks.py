@@ -286,7 +286,7 @@ def selection_result(name: str, learning_rate: float, score: float) -> dict:
     return {"name": name, "learning_rate": learning_rate, "num_train_epochs": 3.0, "score": score}
 
 
-@pytest.mark.parametrize("case", ["no weights", "weights kept", "kd runs done"])
+@pytest.mark.parametrize("case", ["no weights", "weights kept", "kd runs done", "select only"])
 def test_choose_settings_trains_the_kd_teacher_again_only_when_its_weights_are_gone(
     glue: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
 ) -> None:
@@ -301,6 +301,7 @@ def test_choose_settings_trains_the_kd_teacher_again_only_when_its_weights_are_g
     if case == "weights kept":
         teacher.mkdir(parents=True)
         (teacher / "model.safetensors").write_bytes(b"")
+    args.select_only = case == "select only"  # no grid runs follow: no teacher needed
     if case == "kd runs done":
         for seed in args.seeds:
             glue.raw_path(args, f"rte_kd_seed{seed}").write_text("{}", encoding="utf-8")
