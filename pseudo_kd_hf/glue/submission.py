@@ -14,7 +14,8 @@ from __future__ import annotations
 import io
 import os
 import re
-import tempfile
+import secrets
+import time
 import zipfile
 import zlib
 from collections import Counter
@@ -39,6 +40,10 @@ _CORRUPT_MEMBER_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError
 
 class SubmissionError(ValueError):
     """Run folders or leaderboard files that cannot make a submission: bad input, reported as one line."""
+
+
+class OutputFolderError(SubmissionError):
+    """The folder asked to hold the submission cannot: it is one of the run folders collected from."""
 
 
 @dataclass(frozen=True)
@@ -108,16 +113,17 @@ def _tsv_text(column: list[str]) -> str:
 
 def _write_atomically(path: Path, data: bytes) -> None:
     """Write ``path`` whole or not at all: a crash mid-write leaves the previous file (or none), never half of one."""
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as file:
-        try:
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as to a file
+    try:
+        with os.fdopen(descriptor, "wb") as file:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
-        except BaseException:
-            file.close()
-            os.unlink(file.name)
-            raise
-    os.replace(file.name, path)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def write_leaderboard_file(key: str, predictions: Sequence, output_dir: str | os.PathLike) -> Path:
@@ -190,7 +196,9 @@ def write_submission(
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for file_name, text in texts.items():
-            archive.writestr(file_name, text)
+            member = zipfile.ZipInfo(file_name, date_time=time.localtime()[:6])
+            member.external_attr = 0o644 << 16  # readable by all, as the files beside it
+            archive.writestr(member, text, compress_type=zipfile.ZIP_DEFLATED)
     _write_atomically(zip_path, buffer.getvalue())  # last: a folder holding the zip holds a complete submission
     return zip_path
 
@@ -368,13 +376,14 @@ def package_submission(
     """Gather the runs' leaderboard files into one checked submission in ``output_dir`` (:func:`write_submission`).
 
     ``output_dir`` may not be one of the run folders: the submission's files would replace the run's own there.
-    Problems with the runs' files raise :class:`SubmissionError`; an existing submission ``FileExistsError``.
+    Problems with the runs' files raise :class:`SubmissionError`, an unusable ``output_dir`` its subclass
+    :class:`OutputFolderError`, an existing submission there (without ``overwrite``) ``FileExistsError``.
     """
     run_dirs = [Path(run_dir) for run_dir in run_dirs]
     output = Path(output_dir).resolve()
     for run_dir in run_dirs:
         if run_dir.resolve() == output:
-            raise SubmissionError(
+            raise OutputFolderError(
                 f"Output folder {output_dir} is also a run folder to collect from ({run_dir}): writing the submission "
                 "there would replace the run's own leaderboard files; choose another output folder."
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import zipfile
 from collections import Counter
@@ -15,6 +16,7 @@ from pseudo_kd_hf.glue.metrics import NonFinitePredictionsError
 from pseudo_kd_hf.glue.submission import (
     FILLED_NOTE,
     SUBMISSION_ZIP,
+    OutputFolderError,
     SubmissionError,
     collect_leaderboard_files,
     package_submission,
@@ -254,9 +256,9 @@ def test_write_leaderboard_file_round_trips_and_rejects_unknown_keys(tmp_path, p
 def test_read_leaderboard_file_rejects_invalid_files(tmp_path):
     wrong = tmp_path / "RTE.tsv"
     wrong.write_text("index\tprediction\n0\tentailment\n", encoding="utf-8")
-    with pytest.raises(ValueError, match=r"RTE.tsv: invalid leaderboard file: RTE.tsv: 1 rows, expected 3000"):
+    with pytest.raises(SubmissionError, match=r"RTE.tsv: invalid leaderboard file: RTE.tsv: 1 rows, expected 3000"):
         read_leaderboard_file(wrong)
-    with pytest.raises(ValueError, match="not a leaderboard file name"):
+    with pytest.raises(SubmissionError, match="not a leaderboard file name"):
         read_leaderboard_file(tmp_path / "predict_results_rte.txt")
 
 
@@ -266,12 +268,12 @@ def test_collect_finds_files_in_runs_and_refuses_duplicates(tmp_path, prediction
     collected = collect_leaderboard_files([tmp_path / "run_rte", tmp_path / "run_stsb"])
     assert collected == {"rte": rte_path, "stsb": stsb_path}
     again = write_leaderboard_file("rte", predictions["rte"], tmp_path / "run_rte_2")
-    with pytest.raises(ValueError, match=f"found more than once: {rte_path} and {again}\\. Pass one run folder"):
+    with pytest.raises(SubmissionError, match=f"found more than once: {rte_path} and {again}\\. Pass one run folder"):
         collect_leaderboard_files([tmp_path / "run_rte", tmp_path / "run_rte_2"])
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match="No leaderboard files .* in .*empty"):
+    with pytest.raises(SubmissionError, match="No leaderboard files .* in .*empty"):
         collect_leaderboard_files([tmp_path / "empty"])
-    with pytest.raises(ValueError, match="absent does not exist"):
+    with pytest.raises(SubmissionError, match="absent does not exist"):
         collect_leaderboard_files([tmp_path / "absent"])
 
 
@@ -323,6 +325,9 @@ def test_write_leaderboard_file_takes_logits_and_refuses_a_diverged_model(tmp_pa
 
 def test_a_crash_while_writing_leaves_the_old_file_whole_and_no_temporary(tmp_path, predictions, monkeypatch):
     path = write_leaderboard_file("wnli", predictions["wnli"], tmp_path)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # an ordinary file, not a private temporary one
     before = path.read_bytes()
 
     def power_cut(_fd):
@@ -388,7 +393,7 @@ def test_package_refuses_to_write_into_a_run_folder(tmp_path, predictions):
     rte = write_leaderboard_file("rte", predictions["rte"], run_dir)
     before = rte.read_bytes()
     for output_dir in (run_dir, tmp_path / "." / "run_rte"):
-        with pytest.raises(SubmissionError, match=f"^Output folder {output_dir} is also a run folder"):
+        with pytest.raises(OutputFolderError, match=f"^Output folder {output_dir} is also a run folder"):
             package_submission([run_dir], output_dir, fill_missing=True, overwrite=True)
     assert sorted(p.name for p in run_dir.iterdir()) == ["RTE.tsv"] and rte.read_bytes() == before
     summary = package_submission([run_dir], tmp_path / "out", fill_missing=True)
