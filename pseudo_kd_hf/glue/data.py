@@ -54,7 +54,10 @@ def load_glue_task(
     missing = missing_splits(task.name, data_dir, wanted)
     if missing:
         absent = ", ".join(task.files[split] for split in missing)
-        raise GlueDataError(f"{task.name} has no {', '.join(missing)} split: {absent} not found in {folder}.")
+        raise GlueDataError(
+            f"{task.name} has no {', '.join(missing)} split: {absent} not found in {folder}; add the file, or run "
+            "without the stage that reads it."
+        )
     features = _hub_features(task)
     return DatasetDict(
         {split: _load_split(task, split, (folder / task.files[split]).resolve(), features) for split in wanted}
