@@ -89,7 +89,7 @@ def missing_splits(task_name: str, data_dir: str | os.PathLike | None, splits: I
 def _check_split_names(task: GlueTask, splits: Iterable[str] | None) -> list[str] | None:
     if splits is None:
         return None
-    splits = list(dict.fromkeys(splits))
+    splits = list(dict.fromkeys([splits] if isinstance(splits, str) else splits))
     unknown = [split for split in splits if split not in task.files]
     if unknown:
         raise ValueError(f"{task.name} has no split {', '.join(unknown)}: choose from {', '.join(task.files)}.")

@@ -328,7 +328,7 @@ def test_only_the_splits_asked_for_are_read(tmp_path: Path) -> None:
     (rte_folder(tmp_path) / "RTE" / "test.tsv").write_bytes(b"")  # broken, but a train+eval run never reads it
     dataset = load_glue_task("rte", tmp_path, splits=["train", "validation"])
     assert list(dataset) == ["train", "validation"]
-    assert list(load_glue_task("rte", tmp_path, splits=["validation"])) == ["validation"]
+    assert list(load_glue_task("rte", tmp_path, splits="validation")) == ["validation"]
     with pytest.raises(GlueDataError, match="test.tsv: the file is empty"):
         load_glue_task("rte", tmp_path)  # every split: the empty test file is read, and refused
 
