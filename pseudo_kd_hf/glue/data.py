@@ -3,43 +3,97 @@
 Both sources give the same split names, columns and features, so training, evaluation and submission code never
 needs to know where the data came from. The offline reader reads raw TSV (tab-split, no quote handling) because a
 CSV reader would choke on GLUE's unbalanced quotes and turn the text "NA" or "null" into missing values.
+
+Every problem with the files raises :class:`GlueDataError`, one line naming the file (and line) and what to do.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from datasets import ClassLabel, Dataset, DatasetDict, Features, NamedSplit, Value, load_dataset
 from datasets.exceptions import DatasetGenerationError
 
-from .tasks import HUB_DATASET, GlueTask, get_task
+from .tasks import HUB_DATASET, STSB_RANGE, FileLayout, GlueTask, get_task
 
 
-def load_glue_task(task_name: str, data_dir: str | os.PathLike | None = None) -> DatasetDict:
-    """Load every split of a GLUE task with the Hub's schema.
+class GlueDataError(ValueError):
+    """A GLUE data folder or file that cannot be read as the task's layout: bad input, not a bug."""
+
+
+def load_glue_task(
+    task_name: str, data_dir: str | os.PathLike | None = None, splits: Iterable[str] | None = None
+) -> DatasetDict:
+    """Load the splits of a GLUE task with the Hub's schema.
 
     Without ``data_dir`` the task comes from the Hub (``nyu-mll/glue``). With it, the files are read from
-    ``data_dir/<task folder>/`` in the original ``glue_data`` layout, without network; a split whose file is absent
-    is left out. Each split is written to the ``datasets`` Arrow cache, so a second load and later ``.map()`` calls
-    are served from disk, and an edited file is read again.
+    ``data_dir/<task folder>/`` in the original ``glue_data`` layout, without network. ``splits`` (Hub split names)
+    chooses what to load: each must be there, and no other file is read, so a broken file the run does not use stops
+    nothing. Without ``splits`` every split whose file is present is loaded. Each split is written to the
+    ``datasets`` Arrow cache keyed on the file's content, so a second load and later ``.map()`` calls are served
+    from disk, and an edited file is read again.
     """
     task = get_task(task_name)
+    wanted = _check_split_names(task, splits)
     if data_dir is None:
-        return load_dataset(HUB_DATASET, task.name)
+        hub = load_dataset(HUB_DATASET, task.name)
+        return hub if wanted is None else DatasetDict({split: hub[split] for split in wanted})
     folder = Path(data_dir) / task.folder
     if not folder.is_dir():
-        raise ValueError(f"GLUE folder {folder} not found: pass the glue_data/ folder that holds {task.folder}/.")
+        raise GlueDataError(f"GLUE folder {folder} not found: pass the glue_data/ folder that holds {task.folder}/.")
+    if wanted is None:
+        wanted = [split for split, file_name in task.files.items() if (folder / file_name).is_file()]
+        if not wanted:
+            raise GlueDataError(
+                f"No {task.folder} files in {folder}: expected any of {', '.join(task.files.values())}."
+            )
+    missing = missing_splits(task.name, data_dir, wanted)
+    if missing:
+        absent = ", ".join(task.files[split] for split in missing)
+        raise GlueDataError(
+            f"{task.name} has no {', '.join(missing)} split: {absent} not found in {folder}; add the file, or run "
+            "without the stage that reads it."
+        )
     features = _hub_features(task)
-    splits = {
-        split: _load_split(task, split, (folder / file_name).resolve(), features)
-        for split, file_name in task.files.items()
-        if (folder / file_name).is_file()
-    }
-    if not splits:
-        raise ValueError(f"No {task.folder} files in {folder}: expected any of {', '.join(task.files.values())}.")
-    return DatasetDict(splits)
+    return DatasetDict(
+        {split: _load_split(task, split, (folder / task.files[split]).resolve(), features) for split in wanted}
+    )
+
+
+def required_splits(task_name: str, *, do_train: bool, do_eval: bool, do_predict: bool) -> list[str]:
+    """The Hub splits a run's stages read: train; every dev set (MNLI has two); every test set."""
+    task = get_task(task_name)
+    wanted = {"train": do_train, **dict.fromkeys(task.validation_splits, do_eval)}
+    wanted.update(dict.fromkeys(task.test_splits, do_predict))
+    return [split for split in task.files if wanted.get(split)]
+
+
+def missing_splits(task_name: str, data_dir: str | os.PathLike | None, splits: Iterable[str]) -> list[str]:
+    """Which of ``splits`` have no file in ``data_dir/<task folder>/`` (all of them when the folder is absent).
+
+    The Hub has every split, so without ``data_dir`` nothing is missing. A run (or a suite) calls this before
+    loading to pass over, or refuse, a task it cannot run.
+    """
+    task = get_task(task_name)
+    wanted = _check_split_names(task, splits) or []
+    if data_dir is None:
+        return []
+    folder = Path(data_dir) / task.folder
+    return [split for split in wanted if not (folder / task.files[split]).is_file()]
+
+
+def _check_split_names(task: GlueTask, splits: Iterable[str] | None) -> list[str] | None:
+    if splits is None:
+        return None
+    splits = list(dict.fromkeys([splits] if isinstance(splits, str) else splits))
+    unknown = [split for split in splits if split not in task.files]
+    if unknown:
+        raise ValueError(f"{task.name} has no split {', '.join(unknown)}: choose from {', '.join(task.files)}.")
+    return splits
 
 
 def _hub_features(task: GlueTask) -> Features:
@@ -49,66 +103,147 @@ def _hub_features(task: GlueTask) -> Features:
 
 
 def _load_split(task: GlueTask, split: str, path: Path, features: Features) -> Dataset:
-    # The file's size and mtime are part of the cache key (gen_kwargs are hashed), so an edited file is re-read.
-    stat = path.stat()
-    gen_kwargs = {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "task": task, "split": split}
+    # gen_kwargs are hashed into the cache key: the content's digest makes an edited file a new dataset, whatever
+    # its size and modification time.
+    gen_kwargs = {"path": str(path), "sha256": _sha256(path), "task": task, "split": split}
     try:
         return Dataset.from_generator(_read_rows, features=features, gen_kwargs=gen_kwargs, split=NamedSplit(split))
     except DatasetGenerationError as error:
         # `datasets` wraps whatever the generator raises; surface our one-line message about the file instead.
-        if isinstance(error.__cause__, ValueError):
+        if isinstance(error.__cause__, GlueDataError):
             raise error.__cause__ from None
         raise
 
 
-def _read_rows(path: str, size: int, mtime_ns: int, task: GlueTask, split: str) -> Iterator[dict]:
-    """Yield one split's rows in the Hub's schema; ``size`` and ``mtime_ns`` only key the cache."""
-    del size, mtime_ns
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+def _read_rows(path: str, sha256: str, task: GlueTask, split: str) -> Iterator[dict]:
+    """Yield one split's rows in the Hub's schema; ``sha256`` is the content the cache entry is keyed on."""
     layout = task.layout_for(split)
-    fields_used = [*layout.text_fields, *(f for f in (layout.label_field, layout.index_field) if f is not None)]
-    min_fields = max(f + 1 if f >= 0 else -f for f in fields_used)
+    lines = _text_lines(path, sha256)
+    if not lines:
+        raise GlueDataError(
+            f"{path}: the file is empty; restore the {task.folder} {split} file from the GLUE download."
+        )
     num_fields = layout.num_fields
-    row_number = 0
-    for line_number, fields in _tsv_lines(path):
-        if layout.has_header and line_number == 1:
-            num_fields = num_fields or len(fields)
-            continue
-        where = f"{path}, line {line_number}"
+    first_row = 0
+    if layout.has_header:
+        header = _fields(lines[0])
+        _check_header(path, task, layout, header)
+        num_fields = num_fields or len(header)
+        first_row = 1
+        if len(lines) == 1:
+            raise GlueDataError(f"{path}: only a header line, no examples; restore the file from the GLUE download.")
+    min_fields = _min_fields(layout)
+    for row_number, line in enumerate(lines[first_row:]):
+        fields = _fields(line)
+        where = f"{path}, line {first_row + row_number + 1}"
         if num_fields is not None and len(fields) != num_fields:
-            raise ValueError(f"{where}: expected {num_fields} tab-separated fields, found {len(fields)}.")
+            if (
+                layout.num_fields is None
+                and len(fields) >= min_fields
+                and _all_rows_have(lines[first_row:], len(fields))
+            ):
+                raise GlueDataError(
+                    f"{path}, line 1: the header has {num_fields} tab-separated fields but every row has "
+                    f"{len(fields)}; fix the header line."
+                )
+            raise GlueDataError(f"{where}: expected {num_fields} tab-separated fields, found {len(fields)}.")
         if len(fields) < min_fields:
-            raise ValueError(f"{where}: expected at least {min_fields} tab-separated fields, found {len(fields)}.")
+            raise GlueDataError(f"{where}: expected at least {min_fields} tab-separated fields, found {len(fields)}.")
         row = {column: fields[field] for column, field in zip(task.text_columns, layout.text_fields, strict=True)}
         row["label"] = -1 if layout.label_field is None else _parse_label(task, fields[layout.label_field], where)
         row["idx"] = row_number if layout.index_field is None else _parse_index(fields[layout.index_field], where)
         yield row
-        row_number += 1
 
 
-def _tsv_lines(path: str) -> Iterator[tuple[int, list[str]]]:
-    """Yield (1-based line number, fields) of a raw TSV file: UTF-8, an optional byte-order mark, no quoting."""
+def _min_fields(layout: FileLayout) -> int:
+    """How many fields a row needs for every position the layout reads (negative positions count from the end)."""
+    used = [*layout.text_fields, *(f for f in (layout.label_field, layout.index_field) if f is not None)]
+    return max(f + 1 if f >= 0 else -f for f in used)
+
+
+def _check_header(path: str, task: GlueTask, layout: FileLayout, header: list[str]) -> None:
+    """Line 1 of a file with a header must be one: the layout's field count, and no index or label where data has one.
+
+    A file that lost its header would otherwise be read one example short, its first example taken for the header.
+    """
+    where = f"{path}, line 1"
+    expected = layout.num_fields or _min_fields(layout)
+    if len(header) < expected or (layout.num_fields is not None and len(header) != layout.num_fields):
+        count = f"{expected}" if layout.num_fields is not None else f"at least {expected}"
+        raise GlueDataError(
+            f"{where}: the header has {len(header)} tab-separated fields, expected {count} for the {task.folder} "
+            "layout; restore the file's header line."
+        )
+    looks_like_data = (layout.index_field is not None and _is_integer(header[layout.index_field])) or (
+        layout.label_field is not None and _is_label(task, header[layout.label_field])
+    )
+    if looks_like_data:
+        raise GlueDataError(
+            f"{where}: expected the header line, found an example ({header[layout.text_fields[0]][:40]!r}...); "
+            "the file has lost its header: restore it from the GLUE download."
+        )
+
+
+def _all_rows_have(lines: list[str], num_fields: int) -> bool:
+    return all(line.count("\t") + 1 == num_fields for line in lines)
+
+
+def _text_lines(path: str, sha256: str) -> list[str]:
+    """The lines of a raw TSV file: UTF-8, an optional byte-order mark, no quoting, no final empty line."""
     data = Path(path).read_bytes()
+    if hashlib.sha256(data).hexdigest() != sha256:  # it changed since the cache key was computed
+        raise GlueDataError(f"{path}: the file changed while it was being loaded; load it again.")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line_number = data.count(b"\n", 0, error.start) + 1
-        raise ValueError(f"{path}, line {line_number}: expected UTF-8 text ({error.reason}).") from None
+        raise GlueDataError(f"{path}, line {line_number}: expected UTF-8 text ({error.reason}).") from None
+    if not text:
+        return []
     lines = text.split("\n")
     if lines[-1] == "":  # the final newline ends the last row; it does not start an empty one
         lines.pop()
-    for line_number, line in enumerate(lines, start=1):
-        # A Windows line ending is not part of the last field (the Hub's reader used universal newlines too).
-        yield line_number, line.removesuffix("\r").split("\t")
+    return lines
+
+
+def _fields(line: str) -> list[str]:
+    # A Windows line ending is not part of the last field (the Hub's reader used universal newlines too).
+    return line.removesuffix("\r").split("\t")
+
+
+def _is_integer(value: str) -> bool:
+    try:
+        int(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_label(task: GlueTask, value: str) -> bool:
+    try:
+        _parse_label(task, value, "")
+    except GlueDataError:
+        return False
+    return True
 
 
 def _parse_label(task: GlueTask, value: str, where: str) -> int | float:
     if task.is_regression:
+        low, high = STSB_RANGE
         try:
-            return float(value)
+            score = float(value)
         except ValueError:
-            raise ValueError(f"{where}: expected a float score, found {value!r}.") from None
+            score = math.nan
+        if not low <= score <= high:  # also refuses nan
+            raise GlueDataError(f"{where}: expected a float score in [{low:g}, {high:g}], found {value!r}.")
+        return score
     if value not in task.file_labels:
-        raise ValueError(f"{where}: expected a label in {', '.join(task.file_labels)}, found {value!r}.")
+        raise GlueDataError(f"{where}: expected a label in {', '.join(task.file_labels)}, found {value!r}.")
     return task.file_labels.index(value)
 
 
@@ -116,4 +251,4 @@ def _parse_index(value: str, where: str) -> int:
     try:
         return int(value)
     except ValueError:
-        raise ValueError(f"{where}: expected an integer index, found {value!r}.") from None
+        raise GlueDataError(f"{where}: expected an integer index, found {value!r}.") from None

@@ -19,6 +19,27 @@ if TYPE_CHECKING:
     from transformers import EvalPrediction
 
 
+class NonFinitePredictionsError(ValueError):
+    """Predictions (logits or scores) hold NaN or infinity: the model diverged, and no number may come from them."""
+
+
+def check_finite_predictions(name: str, predictions: np.ndarray) -> None:
+    """Raise :class:`NonFinitePredictionsError` naming ``name`` and counting the rows (examples) that are not finite.
+
+    A NaN logit argmaxes to class 0 and would be scored, or written to a leaderboard file, as a real prediction.
+    """
+    if predictions.dtype.kind not in "fc" or predictions.size == 0:
+        return
+    predictions = np.atleast_1d(predictions)
+    finite_rows = np.isfinite(predictions).reshape(len(predictions), -1).all(axis=1)
+    if not finite_rows.all():
+        bad = int((~finite_rows).sum())
+        raise NonFinitePredictionsError(
+            f"{name}: {bad} of {len(predictions)} rows of predictions are not finite (NaN or inf): the model "
+            "diverged, so nothing was scored or written; lower the learning rate or resume from an earlier checkpoint."
+        )
+
+
 def _matthews_correlation(predictions: np.ndarray, references: np.ndarray) -> float:
     return matthews_corrcoef(references, predictions)
 
@@ -58,6 +79,7 @@ def _prepare(task: GlueTask, predictions, references) -> tuple[np.ndarray, np.nd
     for name, values in (("predictions", predictions), ("references", references)):
         if values.dtype.kind not in "biuf":
             raise ValueError(f"{task.name}: {name} have dtype {values.dtype}; pass numbers (ids, logits or scores).")
+    check_finite_predictions(task.name, predictions)
     if task.is_regression:
         if predictions.ndim == 2 and predictions.shape[1] == 1:
             predictions = predictions[:, 0]
@@ -104,7 +126,8 @@ def compute_glue_metrics(task_name: str, predictions, references) -> dict[str, f
     """Score predictions on a GLUE task as evaluate's ``glue`` metric would, plus ``combined_score`` for two metrics.
 
     ``predictions`` are class ids (N,) or logits (N, num_labels), argmaxed here; for STS-B scores (N,) or (N, 1).
-    ``references`` are Hub label ids (scores for STS-B). Values come back as python floats.
+    ``references`` are Hub label ids (scores for STS-B). Values come back as python floats. Predictions holding NaN
+    or infinity raise :class:`NonFinitePredictionsError` rather than being scored.
     """
     task = get_task(task_name)
     predictions, references = _prepare(task, predictions, references)

@@ -11,20 +11,39 @@ and predictions are given as sequences in test order, with no explicit index.
 
 from __future__ import annotations
 
+import io
 import os
+import re
+import secrets
+import time
 import zipfile
+import zlib
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .metrics import check_finite_predictions
 from .tasks import STSB_RANGE, SUBMISSION_FILES, SUBMISSION_HEADER, TASKS, SubmissionFile
 
 SUBMISSION_ZIP = "submission.zip"
 FILLED_NOTE = "FILLED.txt"  # beside the files (never in the zip): which files hold constant placeholder predictions
 _BY_FILE_NAME: dict[str, SubmissionFile] = {entry.file_name: entry for entry in SUBMISSION_FILES.values()}
 _MAX_ROW_PROBLEMS = 10  # per file: a wrong file would otherwise produce one message per row
+_PLAIN_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")  # float() also takes "0_1", " 3.0 ", "nan", "1e0"
+# What reading a damaged zip member raises: bad CRC or header (BadZipFile), broken deflate data (zlib.error), a
+# truncated member (EOFError), an encrypted one (RuntimeError) or an unknown compression method (NotImplementedError).
+_CORRUPT_MEMBER_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError)
+
+
+class SubmissionError(ValueError):
+    """Run folders or leaderboard files that cannot make a submission: bad input, reported as one line."""
+
+
+class OutputFolderError(SubmissionError):
+    """The folder asked to hold the submission cannot: it is one of the run folders collected from."""
 
 
 @dataclass(frozen=True)
@@ -48,10 +67,22 @@ def _fill_description(entry: SubmissionFile) -> str:
 
 
 def _prediction_column(entry: SubmissionFile, predictions: Sequence) -> list[str]:
-    """Format one file's predictions (Hub class ids, or STS-B scores clipped to STSB_RANGE), checking each."""
+    """Format one file's predictions, checking each: Hub class ids or logits (argmaxed here), or STS-B scores.
+
+    Logits holding NaN or infinity raise :class:`NonFinitePredictionsError`: argmaxed, they would read as class 0.
+    STS-B scores are clipped to STSB_RANGE.
+    """
     values = np.asarray(predictions)
+    num_columns = len(entry.label_strings) or 1
+    if values.dtype.kind in "biuf":
+        check_finite_predictions(entry.key, values)
+    if values.ndim == 2 and values.shape[1] == num_columns and values.dtype.kind == "f":
+        values = values.argmax(axis=-1) if entry.label_strings else values[:, 0]
     if values.ndim != 1:
-        raise ValueError(f"{entry.key}: predictions have shape {values.shape}; pass one prediction per test example.")
+        raise ValueError(
+            f"{entry.key}: predictions have shape {values.shape}; pass one prediction per test example, or logits "
+            f"(N, {num_columns})."
+        )
     if len(values) != entry.num_rows:
         raise ValueError(
             f"{entry.key}: got {len(values)} predictions, expected {entry.num_rows} (official size of the "
@@ -71,9 +102,7 @@ def _prediction_column(entry: SubmissionFile, predictions: Sequence) -> list[str
         scores = values.astype(np.float64)
     except (TypeError, ValueError):
         raise ValueError(f"{entry.key}: predictions are not numbers; pass similarity scores as floats.") from None
-    bad = np.flatnonzero(~np.isfinite(scores))
-    if bad.size:
-        raise ValueError(f"{entry.key}: prediction {scores[bad[0]]} at row {bad[0]} is not a finite score.")
+    check_finite_predictions(entry.key, scores)
     return [_format_score(score) for score in np.clip(scores, *STSB_RANGE).tolist()]
 
 
@@ -82,17 +111,35 @@ def _tsv_text(column: list[str]) -> str:
     return "\t".join(SUBMISSION_HEADER) + "\n" + rows
 
 
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write ``path`` whole or not at all: a crash mid-write leaves the previous file (or none), never half of one."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as to a file
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
 def write_leaderboard_file(key: str, predictions: Sequence, output_dir: str | os.PathLike) -> Path:
     """Write one leaderboard file (e.g. ``key="rte"`` -> ``RTE.tsv``) into ``output_dir``, as a run produces it.
 
-    ``predictions`` are Hub class ids (floats for ``stsb``) in test order, one per official test example.
+    ``predictions`` are the model's logits (N, num_labels), or Hub class ids (N,), in test order, one per official
+    test example; for ``stsb`` scores (N,) or (N, 1). Everything is checked before the file is written, whole: NaN or
+    infinite logits (a diverged model) raise :class:`NonFinitePredictionsError` and write nothing.
     """
     if key not in SUBMISSION_FILES:
         raise ValueError(f"Unknown submission key {key!r}: choose one of {', '.join(SUBMISSION_FILES)}.")
     entry = SUBMISSION_FILES[key]
+    text = _tsv_text(_prediction_column(entry, predictions))
     path = Path(output_dir) / entry.file_name
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(_tsv_text(_prediction_column(entry, predictions)), encoding="utf-8")
+    _write_atomically(path, text.encode("utf-8"))
     return path
 
 
@@ -135,19 +182,24 @@ def write_submission(
             f"{output_dir} already holds {', '.join(existing)}: choose a new output folder or pass overwrite=True."
         )
     output_dir.mkdir(parents=True, exist_ok=True)
+    zip_path = output_dir / SUBMISSION_ZIP
+    zip_path.unlink(missing_ok=True)  # a crash while the files below are replaced leaves no zip of old and new
     for file_name, text in texts.items():
-        (output_dir / file_name).write_text(text, encoding="utf-8")
+        _write_atomically(output_dir / file_name, text.encode("utf-8"))
     filled_note = output_dir / FILLED_NOTE
     if missing:
         lines = [f"{SUBMISSION_FILES[key].file_name}\t{_fill_description(SUBMISSION_FILES[key])}" for key in missing]
         header = "Placeholder files: every row holds one constant prediction (AX uses MNLI's majority class).\n"
-        filled_note.write_text(header + "\n".join(lines) + "\n", encoding="utf-8")
+        _write_atomically(filled_note, (header + "\n".join(lines) + "\n").encode("utf-8"))
     else:
         filled_note.unlink(missing_ok=True)  # a stale note from an overwritten filled submission would mislead
-    zip_path = output_dir / SUBMISSION_ZIP
-    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for file_name in texts:
-            archive.write(output_dir / file_name, arcname=file_name)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for file_name, text in texts.items():
+            member = zipfile.ZipInfo(file_name, date_time=time.localtime()[:6])
+            member.external_attr = 0o644 << 16  # readable by all, as the files beside it
+            archive.writestr(member, text, compress_type=zipfile.ZIP_DEFLATED)
+    _write_atomically(zip_path, buffer.getvalue())  # last: a folder holding the zip holds a complete submission
     return zip_path
 
 
@@ -180,12 +232,11 @@ def _check_leaderboard_text(entry: SubmissionFile, text: str) -> tuple[list[int 
                 allowed = ", ".join(entry.label_strings)
                 row_problems.append(f"{where}: prediction {prediction!r} is not one of {allowed}.")
             continue
-        try:
-            score = float(prediction)
-        except ValueError:
-            row_problems.append(f"{where}: prediction {prediction!r} is not a number.")
+        if not _PLAIN_DECIMAL.fullmatch(prediction):
+            row_problems.append(f"{where}: prediction {prediction!r} is not a plain decimal number such as 3.142.")
             continue
-        if not low <= score <= high:  # also rejects nan
+        score = float(prediction)
+        if not low <= score <= high:
             row_problems.append(f"{where}: score {prediction} is outside [{low:g}, {high:g}].")
         predictions.append(score)
     problems += row_problems[:_MAX_ROW_PROBLEMS]
@@ -203,16 +254,42 @@ def _read_text(data: bytes, name: str) -> tuple[str | None, str | None]:
         return None, f"{name}: not utf-8 text ({error.reason} at byte {error.start})."
 
 
+def _read_zip_members(archive: zipfile.ZipFile) -> tuple[dict[str, bytes | None], list[str]]:
+    """The leaderboard files of a zip by name, and one problem per misplaced, repeated, unexpected or damaged member.
+
+    A repeated or damaged leaderboard file maps to None: it is there, but its problem is already reported.
+    """
+    contents: dict[str, bytes | None] = {}
+    problems: list[str] = []
+    counts = Counter(info.filename for info in archive.infolist())
+    for member, count in counts.items():
+        if count > 1:
+            contents[member] = None
+            problems.append(f"{member}: {count} members of the zip have this name; write the zip again with one.")
+        elif "/" in member.rstrip("/"):
+            problems.append(f"{member}: inside a folder of the zip; put the files at the zip's root.")
+        elif member not in _BY_FILE_NAME:
+            problems.append(f"{member}: not a leaderboard file; the zip holds only the eleven files.")
+        else:
+            try:
+                contents[member] = archive.read(member)
+            except _CORRUPT_MEMBER_ERRORS as error:
+                contents[member] = None
+                problems.append(f"{member}: damaged in the zip ({' '.join(str(error).split())}); write the zip again.")
+    return contents, problems
+
+
 def validate_submission(path: str | os.PathLike) -> list[str]:
     """Every problem with a submission folder or ``.zip``, one line each naming the file; ``[]`` when valid.
 
-    Checks: each of the eleven files present (and, in a zip, at its root with nothing else), its header, row count
-    against the official test size, indices 0..n-1, labels allowed for the file, STS-B scores numeric in [0, 5].
+    Checks: each of the eleven files present (and, in a zip, once, undamaged, at its root with nothing else), its
+    header, row count against the official test size, indices 0..n-1, labels allowed for the file, STS-B scores
+    plain decimal numbers in [0, 5].
     A folder may hold other files (the zip itself, ``FILLED.txt``); only unexpected ``.tsv`` files are reported.
     Row-level problems are listed up to 10 per file, then counted.
     """
     path = Path(path)
-    contents: dict[str, bytes] = {}
+    contents: dict[str, bytes | None] = {}
     problems: list[str] = []
     if path.is_dir():
         for child in sorted(path.iterdir()):
@@ -223,13 +300,7 @@ def validate_submission(path: str | os.PathLike) -> list[str]:
     elif path.suffix == ".zip" and path.is_file():
         try:
             with zipfile.ZipFile(path) as archive:
-                for member in archive.namelist():
-                    if "/" in member.rstrip("/"):
-                        problems.append(f"{member}: inside a folder of the zip; put the files at the zip's root.")
-                    elif member in _BY_FILE_NAME:
-                        contents[member] = archive.read(member)
-                    else:
-                        problems.append(f"{member}: not a leaderboard file; the zip holds only the eleven files.")
+                contents, problems = _read_zip_members(archive)
         except zipfile.BadZipFile:
             return [f"{path}: not a readable zip file."]
     else:
@@ -237,6 +308,8 @@ def validate_submission(path: str | os.PathLike) -> list[str]:
     for file_name, entry in _BY_FILE_NAME.items():
         if file_name not in contents:
             problems.append(f"{file_name}: missing; the leaderboard rejects a submission without it.")
+            continue
+        if contents[file_name] is None:  # repeated or damaged in the zip: reported above
             continue
         text, problem = _read_text(contents[file_name], file_name)
         problems += [problem] if problem else _check_leaderboard_text(entry, text)[1]
@@ -246,33 +319,34 @@ def validate_submission(path: str | os.PathLike) -> list[str]:
 def read_leaderboard_file(path: str | os.PathLike) -> list[int] | list[float]:
     """Read a leaderboard file back into predictions: Hub class ids, or floats for STS-B.
 
-    The file name says which file it is; any problem :func:`validate_submission` would report raises ``ValueError``.
+    The file name says which file it is; any problem :func:`validate_submission` would report raises
+    :class:`SubmissionError`.
     """
     path = Path(path)
     if path.name not in _BY_FILE_NAME:
-        raise ValueError(f"{path}: not a leaderboard file name; expected one of {', '.join(_BY_FILE_NAME)}.")
+        raise SubmissionError(f"{path}: not a leaderboard file name; expected one of {', '.join(_BY_FILE_NAME)}.")
     text, problem = _read_text(path.read_bytes(), str(path))
     if problem:
-        raise ValueError(problem)
+        raise SubmissionError(problem)
     predictions, problems = _check_leaderboard_text(_BY_FILE_NAME[path.name], text)
     if problems:
         more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
-        raise ValueError(f"{path}: invalid leaderboard file: {problems[0]}{more}")
+        raise SubmissionError(f"{path}: invalid leaderboard file: {problems[0]}{more}")
     return predictions
 
 
 def collect_leaderboard_files(run_dirs: Iterable[str | os.PathLike]) -> dict[str, Path]:
     """Find leaderboard files (registry file names, searched recursively) in run folders: SUBMISSION_FILES key -> path.
 
-    A file name found twice, within one folder or across folders, raises ``ValueError`` listing every path: the
-    submission takes each task from exactly one run. Folders holding a ``submission.zip`` are packaged submissions,
-    not runs, and are passed over, so a suite's root can be packaged again.
+    A file name found twice, within one folder or across folders, raises :class:`SubmissionError` listing every
+    path: the submission takes each task from exactly one run. Folders holding a ``submission.zip`` are packaged
+    submissions, not runs, and are passed over, so a suite's root can be packaged again.
     """
     found: dict[str, list[Path]] = {}
     run_dirs = [Path(run_dir) for run_dir in run_dirs]
     for run_dir in run_dirs:
         if not run_dir.is_dir():
-            raise ValueError(f"Run folder {run_dir} does not exist or is not a folder.")
+            raise SubmissionError(f"Run folder {run_dir} does not exist or is not a folder.")
         for file_name, entry in _BY_FILE_NAME.items():
             found.setdefault(entry.key, []).extend(
                 path
@@ -282,11 +356,13 @@ def collect_leaderboard_files(run_dirs: Iterable[str | os.PathLike]) -> dict[str
     duplicates = [paths for paths in found.values() if len(paths) > 1]
     if duplicates:
         listed = "; ".join(" and ".join(str(path) for path in paths) for paths in duplicates)
-        raise ValueError(f"Leaderboard files found more than once: {listed}. Pass one run folder per task.")
+        raise SubmissionError(f"Leaderboard files found more than once: {listed}. Pass one run folder per task.")
     collected = {key: paths[0] for key, paths in found.items() if paths}
     if not collected:
         searched = ", ".join(str(run_dir) for run_dir in run_dirs)
-        raise ValueError(f"No leaderboard files ({', '.join(_BY_FILE_NAME)}) in {searched}; pass the runs' folders.")
+        raise SubmissionError(
+            f"No leaderboard files ({', '.join(_BY_FILE_NAME)}) in {searched}; pass the runs' folders."
+        )
     return collected
 
 
@@ -297,7 +373,20 @@ def package_submission(
     fill_missing: bool = False,
     overwrite: bool = False,
 ) -> SubmissionSummary:
-    """Gather the runs' leaderboard files into one checked submission in ``output_dir`` (:func:`write_submission`)."""
+    """Gather the runs' leaderboard files into one checked submission in ``output_dir`` (:func:`write_submission`).
+
+    ``output_dir`` may not be one of the run folders: the submission's files would replace the run's own there.
+    Problems with the runs' files raise :class:`SubmissionError`, an unusable ``output_dir`` its subclass
+    :class:`OutputFolderError`, an existing submission there (without ``overwrite``) ``FileExistsError``.
+    """
+    run_dirs = [Path(run_dir) for run_dir in run_dirs]
+    output = Path(output_dir).resolve()
+    for run_dir in run_dirs:
+        if run_dir.resolve() == output:
+            raise OutputFolderError(
+                f"Output folder {output_dir} is also a run folder to collect from ({run_dir}): writing the submission "
+                "there would replace the run's own leaderboard files; choose another output folder."
+            )
     sources = collect_leaderboard_files(run_dirs)
     predictions = {key: read_leaderboard_file(path) for key, path in sources.items()}
     zip_path = write_submission(predictions, output_dir, fill_missing=fill_missing, overwrite=overwrite)

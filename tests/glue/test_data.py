@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from datasets import ClassLabel, DatasetDict, Features, Value
 
 from pseudo_kd_hf.glue import data
-from pseudo_kd_hf.glue.data import load_glue_task
+from pseudo_kd_hf.glue.data import GlueDataError, load_glue_task, missing_splits, required_splits
 from pseudo_kd_hf.glue.tasks import get_task
 
 BOM = b"\xef\xbb\xbf"
@@ -254,13 +255,28 @@ def test_windows_line_endings_do_not_leak_into_fields(tmp_path: Path) -> None:
         ("stsb", "STS-B/dev.tsv", ["\t".join("abcdefghij"), "0\t1\t2\t3\t4\t5\t6\tA\tB\tfive"], 2, "float"),
         ("qnli", "QNLI/test.tsv", ["index\tquestion\tsentence", "0\tQ\tS", "x\tQ\tS"], 3, "integer index"),
         ("sst2", "SST-2/train.tsv", ["sentence\tlabel", "fine\t1", "", "more\t0"], 3, "expected 2"),
+        ("stsb", "STS-B/dev.tsv", ["\t".join("abcdefghij"), "0\t1\t2\t3\t4\t5\t6\tA\tB\tnan"], 2, "in [0, 5]"),
+        ("stsb", "STS-B/train.tsv", ["\t".join("abcdefghij"), "0\t1\t2\t3\t4\t5\t6\tA\tB\t5.5"], 2, "'5.5'"),
+        # Headers: a lost header line, a header with too few fields, one that disagrees with every row.
+        ("rte", "RTE/train.tsv", ["0\tA\tB\tentailment", "1\tC\tD\tnot_entailment"], 1, "lost its header"),
+        ("mrpc", "MRPC/dev.tsv", ["1\t7\t8\tA\tB", "0\t9\t10\tC\tD"], 1, "lost its header"),
+        ("sst2", "SST-2/test.tsv", ["0\tfine", "1\tmore"], 1, "lost its header"),
+        ("stsb", "STS-B/test.tsv", ["0\t1\t2\t3\t4\t5\t6\tA\tB", "1\t1\t2\t3\t4\t5\t6\tC\tD"], 1, "lost its header"),
+        ("rte", "RTE/dev.tsv", ["index\ts1\ts2", "0\tA\tB\tentailment"], 1, "header has 3 tab-separated fields"),
+        (
+            "rte",
+            "RTE/train.tsv",
+            ["index\ts1\ts2\tlabel\tx", "0\tA\tB\tentailment", "1\tC\tD\tentailment"],
+            1,
+            "every row has 4",
+        ),
     ],
 )
 def test_malformed_row_names_file_and_line(
     tmp_path: Path, task_name: str, file_name: str, lines: list[str], bad_line: int, expected: str
 ) -> None:
     path = write_tsv(tmp_path / file_name, lines)
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(GlueDataError) as error:
         load_glue_task(task_name, tmp_path)
     message = str(error.value)
     assert f"{path.resolve()}, line {bad_line}:" in message
@@ -269,13 +285,82 @@ def test_malformed_row_names_file_and_line(
 
 
 def test_missing_task_folder_and_unknown_task(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="MNLI"):
+    with pytest.raises(GlueDataError, match="MNLI"):
         load_glue_task("mnli", tmp_path)
     (tmp_path / "MNLI").mkdir()
-    with pytest.raises(ValueError, match="dev_matched.tsv"):
+    with pytest.raises(GlueDataError, match="dev_matched.tsv"):
         load_glue_task("mnli", tmp_path)
     with pytest.raises(ValueError, match="Unknown GLUE task 'squad'"):
         load_glue_task("squad", tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("file_name", "text", "expected"),
+    [
+        ("RTE/train.tsv", b"", "the file is empty"),
+        ("RTE/train.tsv", b"\xef\xbb\xbf", "the file is empty"),
+        ("RTE/dev.tsv", b"index\tsentence1\tsentence2\tlabel\n", "only a header line"),
+        ("CoLA/dev.tsv", b"", "the file is empty"),
+    ],
+)
+def test_empty_or_header_only_file_names_the_file(tmp_path: Path, file_name: str, text: bytes, expected: str) -> None:
+    path = tmp_path / file_name
+    path.parent.mkdir()
+    path.write_bytes(text)
+    with pytest.raises(GlueDataError, match=f"^{path.resolve()}: {expected}") as error:
+        load_glue_task(file_name.split("/")[0].lower(), tmp_path)
+    assert "\n" not in str(error.value)
+
+
+def test_cola_without_a_header_by_design_keeps_its_first_row(tmp_path: Path) -> None:
+    write_tsv(tmp_path / "CoLA" / "train.tsv", ["gj04\t1\t\tFirst.", "gj04\t0\t*\tSecond."])
+    assert load_glue_task("cola", tmp_path)["train"]["sentence"] == ["First.", "Second."]
+
+
+def rte_folder(tmp_path: Path) -> Path:
+    header = "index\tsentence1\tsentence2\tlabel"
+    write_tsv(tmp_path / "RTE" / "train.tsv", [header, "0\tA\tB\tentailment"])
+    write_tsv(tmp_path / "RTE" / "dev.tsv", [header, "0\tC\tD\tnot_entailment"])
+    return tmp_path
+
+
+def test_only_the_splits_asked_for_are_read(tmp_path: Path) -> None:
+    (rte_folder(tmp_path) / "RTE" / "test.tsv").write_bytes(b"")  # broken, but a train+eval run never reads it
+    dataset = load_glue_task("rte", tmp_path, splits=["train", "validation"])
+    assert list(dataset) == ["train", "validation"]
+    assert list(load_glue_task("rte", tmp_path, splits="validation")) == ["validation"]
+    with pytest.raises(GlueDataError, match="test.tsv: the file is empty"):
+        load_glue_task("rte", tmp_path)  # every split: the empty test file is read, and refused
+
+
+def test_a_split_asked_for_must_be_there(tmp_path: Path) -> None:
+    rte_folder(tmp_path)
+    folder = tmp_path / "RTE"
+    with pytest.raises(
+        GlueDataError,
+        match=f"^rte has no test split: test.tsv not found in {folder}; add the file, or run without the stage",
+    ):
+        load_glue_task("rte", tmp_path, splits=["train", "test"])
+    with pytest.raises(ValueError, match="^rte has no split validation_matched: choose from train, validation, test"):
+        load_glue_task("rte", tmp_path, splits=["validation_matched"])
+
+
+def test_required_and_missing_splits(tmp_path: Path) -> None:
+    assert required_splits("rte", do_train=True, do_eval=True, do_predict=False) == ["train", "validation"]
+    assert required_splits("mnli", do_train=False, do_eval=True, do_predict=True) == [
+        "validation_matched",
+        "validation_mismatched",
+        "test_matched",
+        "test_mismatched",
+    ]
+    assert required_splits("ax", do_train=True, do_eval=True, do_predict=True) == ["test"]
+    rte_folder(tmp_path)
+    assert missing_splits("rte", tmp_path, ["train", "validation"]) == []
+    assert missing_splits("rte", tmp_path, ["train", "validation", "test"]) == ["test"]
+    assert missing_splits("mnli", tmp_path, ["train", "validation_matched"]) == ["train", "validation_matched"]
+    assert missing_splits("rte", None, ["test"]) == []  # the Hub has every split
+    with pytest.raises(ValueError, match="rte has no split dev"):
+        missing_splits("rte", tmp_path, ["dev"])
 
 
 # ---- caching and the Hub ------------------------------------------------------------------------------------------
@@ -305,6 +390,23 @@ def test_second_load_and_map_come_from_cache_and_edits_are_reread(
     edited = load_glue_task("rte", tmp_path)["train"]
     assert edited.cache_files != first.cache_files
     assert edited["sentence1"] == ["A", "C"]
+
+
+def test_the_cache_is_keyed_on_content_not_size_and_mtime(tmp_path: Path) -> None:
+    header = "index\tsentence1\tsentence2\tlabel"
+    path = write_tsv(tmp_path / "RTE" / "train.tsv", [header, "0\tA\tB\tentailment"])
+    stat = path.stat()
+    assert load_glue_task("rte", tmp_path)["train"]["label"] == [0]
+    write_tsv(path, [header, "0\tX\tY\tentailment"])  # same size, other text
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # as a copy that keeps timestamps would leave it
+    assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
+    assert load_glue_task("rte", tmp_path)["train"]["sentence1"] == ["X"]
+
+
+def test_a_file_changed_while_loading_is_refused(tmp_path: Path) -> None:
+    path = write_tsv(tmp_path / "RTE" / "train.tsv", ["index\tsentence1\tsentence2\tlabel", "0\tA\tB\tentailment"])
+    with pytest.raises(GlueDataError, match="changed while it was being loaded"):
+        list(data._read_rows(str(path), "0" * 64, get_task("rte"), "train"))
 
 
 def test_without_data_dir_loads_the_hub_config(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,7 +10,7 @@ from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import f1_score, matthews_corrcoef
 from transformers import EvalPrediction
 
-from pseudo_kd_hf.glue.metrics import compute_glue_metrics, glue_compute_metrics_fn
+from pseudo_kd_hf.glue.metrics import NonFinitePredictionsError, compute_glue_metrics, glue_compute_metrics_fn
 from pseudo_kd_hf.glue.tasks import METRIC_KEYS, TASKS
 
 RNG_SEED = 1234
@@ -120,3 +120,29 @@ def test_trainer_compute_metrics_takes_the_first_of_a_predictions_tuple():
     assert compute_metrics(EvalPrediction(predictions=logits, label_ids=references)) == expected
     extra_outputs = np.zeros((len(references), 7))  # e.g. hidden states or a Trainer subclass's extra outputs
     assert compute_metrics(EvalPrediction(predictions=(logits, extra_outputs), label_ids=references)) == expected
+
+
+@pytest.mark.parametrize("bad_value", [np.nan, np.inf, -np.inf])
+def test_non_finite_logits_are_not_scored(bad_value):
+    logits, references = _random_task_data("rte", n=10)
+    logits[[2, 7], 1] = bad_value  # NaN would argmax to class 0 and be scored as a prediction
+    logits[7, 0] = bad_value  # a row with two bad values is one row
+    with pytest.raises(NonFinitePredictionsError, match=r"^rte: 2 of 10 rows of predictions are not finite") as error:
+        compute_glue_metrics("rte", logits, references)
+    assert "\n" not in str(error.value)
+    compute_metrics = glue_compute_metrics_fn("rte")
+    with pytest.raises(NonFinitePredictionsError, match=r"^rte: 2 of 10 rows"):
+        compute_metrics(EvalPrediction(predictions=(logits, np.zeros((10, 3))), label_ids=references))
+
+
+def test_a_diverged_regression_head_is_not_scored():
+    scores, references = _random_task_data("stsb", n=6)
+    scores[0] = np.nan
+    with pytest.raises(NonFinitePredictionsError, match=r"^stsb: 1 of 6 rows of predictions are not finite"):
+        compute_glue_metrics("stsb", scores[:, None], references)
+    # Extra outputs beside the logits are not scored, so a NaN there does not stop an evaluation.
+    logits, labels = _random_task_data("sst2", n=6)
+    extra = np.full((6, 2), np.nan)
+    assert glue_compute_metrics_fn("sst2")(EvalPrediction(predictions=(logits, extra), label_ids=labels)) == (
+        compute_glue_metrics("sst2", logits, labels)
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import zipfile
 from collections import Counter
@@ -10,9 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pseudo_kd_hf.glue import submission
+from pseudo_kd_hf.glue.metrics import NonFinitePredictionsError
 from pseudo_kd_hf.glue.submission import (
     FILLED_NOTE,
     SUBMISSION_ZIP,
+    OutputFolderError,
+    SubmissionError,
     collect_leaderboard_files,
     package_submission,
     read_leaderboard_file,
@@ -123,8 +128,13 @@ def test_stsb_scores_are_clipped_and_written_with_three_decimals(tmp_path, predi
         (lambda d: _edit_line(d / "MNLI-mm.tsv", 2, "0\t0"), "MNLI-mm.tsv: line 2: prediction '0' is not one of"),
         (lambda d: _edit_line(d / "QNLI.tsv", 2, "0\tentailment\textra"), "QNLI.tsv: line 2: 3 tab-separated"),
         (lambda d: _edit_line(d / "STS-B.tsv", 2, "0\t5.5"), "STS-B.tsv: line 2: score 5.5 is outside [0, 5]"),
-        (lambda d: _edit_line(d / "STS-B.tsv", 4, "2\tabc"), "STS-B.tsv: line 4: prediction 'abc' is not a number"),
-        (lambda d: _edit_line(d / "STS-B.tsv", 4, "2\tnan"), "STS-B.tsv: line 4: score nan is outside"),
+        (lambda d: _edit_line(d / "STS-B.tsv", 4, "2\tabc"), "STS-B.tsv: line 4: prediction 'abc' is not a plain"),
+        (lambda d: _edit_line(d / "STS-B.tsv", 4, "2\tnan"), "STS-B.tsv: line 4: prediction 'nan' is not a plain"),
+        # float() takes these, but they are not plain decimal numbers: the leaderboard's parser need not.
+        (lambda d: _edit_line(d / "STS-B.tsv", 4, "2\t0_1"), "STS-B.tsv: line 4: prediction '0_1' is not a plain"),
+        (lambda d: _edit_line(d / "STS-B.tsv", 4, "2\t 3.0 "), "STS-B.tsv: line 4: prediction ' 3.0 ' is not a plain"),
+        (lambda d: _edit_line(d / "STS-B.tsv", 4, "2\t1e0"), "STS-B.tsv: line 4: prediction '1e0' is not a plain"),
+        (lambda d: _edit_line(d / "STS-B.tsv", 4, "2\t-0.5"), "STS-B.tsv: line 4: score -0.5 is outside [0, 5]"),
         (lambda d: (d / "AX.tsv").write_bytes(b"index\tprediction\n0\t\xff\n"), "AX.tsv: not utf-8 text"),
         (lambda d: (d / "MNLI.tsv").write_text("index\tprediction\n", encoding="utf-8"), "MNLI.tsv: not a leaderboard"),
     ],
@@ -211,7 +221,9 @@ def test_missing_and_unknown_keys_raise_naming_them(tmp_path, predictions):
         ("rte", [2] + [0] * 2999, r"^rte: prediction 2 at row 0 is not a class id 0\.\.1"),
         ("cola", [1.0] * 1063, r"^cola: predictions have dtype float64; pass integer class ids"),
         ("stsb", ["abc"] * 1379, r"^stsb: predictions are not numbers"),
-        ("stsb", [float("nan")] * 1379, r"^stsb: prediction nan at row 0 is not a finite score"),
+        ("stsb", [float("nan")] * 1379, r"^stsb: 1379 of 1379 rows of predictions are not finite \(NaN or inf\)"),
+        ("rte", np.full((3000, 2), np.nan), r"^rte: 3000 of 3000 rows of predictions are not finite"),
+        ("rte", np.zeros((3000, 3)), r"^rte: predictions have shape \(3000, 3\)"),
     ],
 )
 def test_bad_predictions_raise_before_anything_is_written(tmp_path, predictions, key, values, message):
@@ -244,9 +256,9 @@ def test_write_leaderboard_file_round_trips_and_rejects_unknown_keys(tmp_path, p
 def test_read_leaderboard_file_rejects_invalid_files(tmp_path):
     wrong = tmp_path / "RTE.tsv"
     wrong.write_text("index\tprediction\n0\tentailment\n", encoding="utf-8")
-    with pytest.raises(ValueError, match=r"RTE.tsv: invalid leaderboard file: RTE.tsv: 1 rows, expected 3000"):
+    with pytest.raises(SubmissionError, match=r"RTE.tsv: invalid leaderboard file: RTE.tsv: 1 rows, expected 3000"):
         read_leaderboard_file(wrong)
-    with pytest.raises(ValueError, match="not a leaderboard file name"):
+    with pytest.raises(SubmissionError, match="not a leaderboard file name"):
         read_leaderboard_file(tmp_path / "predict_results_rte.txt")
 
 
@@ -256,12 +268,12 @@ def test_collect_finds_files_in_runs_and_refuses_duplicates(tmp_path, prediction
     collected = collect_leaderboard_files([tmp_path / "run_rte", tmp_path / "run_stsb"])
     assert collected == {"rte": rte_path, "stsb": stsb_path}
     again = write_leaderboard_file("rte", predictions["rte"], tmp_path / "run_rte_2")
-    with pytest.raises(ValueError, match=f"found more than once: {rte_path} and {again}\\. Pass one run folder"):
+    with pytest.raises(SubmissionError, match=f"found more than once: {rte_path} and {again}\\. Pass one run folder"):
         collect_leaderboard_files([tmp_path / "run_rte", tmp_path / "run_rte_2"])
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match="No leaderboard files .* in .*empty"):
+    with pytest.raises(SubmissionError, match="No leaderboard files .* in .*empty"):
         collect_leaderboard_files([tmp_path / "empty"])
-    with pytest.raises(ValueError, match="absent does not exist"):
+    with pytest.raises(SubmissionError, match="absent does not exist"):
         collect_leaderboard_files([tmp_path / "absent"])
 
 
@@ -287,6 +299,105 @@ def test_package_submission_reports_sources_and_fills(tmp_path, predictions):
     # Packaging the parent folder again passes over the packaged submission inside it.
     again = package_submission([tmp_path], tmp_path / "out", fill_missing=True, overwrite=True)
     assert again.sources == summary.sources
+
+
+# ---- reliability: diverged models, damaged zips, crashes, output folders ------------------------------------------
+
+
+def test_write_leaderboard_file_takes_logits_and_refuses_a_diverged_model(tmp_path, predictions):
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(3000, 2))
+    path = write_leaderboard_file("rte", logits, tmp_path / "run")
+    assert read_leaderboard_file(path) == logits.argmax(-1).tolist()
+    before = path.read_bytes()
+    logits[[5, 17], 1] = np.nan  # NaN argmaxes to class 0: it must not be written as a prediction
+    logits[99, 0] = np.inf
+    with pytest.raises(NonFinitePredictionsError, match=r"^rte: 3 of 3000 rows of predictions are not finite"):
+        write_leaderboard_file("rte", logits, tmp_path / "run")
+    with pytest.raises(NonFinitePredictionsError, match=r"^rte: 3 of 3000 rows"):
+        write_leaderboard_file("rte", logits, tmp_path / "fresh")
+    assert path.read_bytes() == before  # the earlier file is neither replaced nor truncated
+    assert not (tmp_path / "fresh").exists()
+    scores = rng.uniform(0, 5, (1379, 1))  # a regression head's (N, 1) output
+    stsb = write_leaderboard_file("stsb", scores, tmp_path / "run")
+    np.testing.assert_allclose(read_leaderboard_file(stsb), scores[:, 0], atol=5e-4)
+
+
+def test_a_crash_while_writing_leaves_the_old_file_whole_and_no_temporary(tmp_path, predictions, monkeypatch):
+    path = write_leaderboard_file("wnli", predictions["wnli"], tmp_path)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # an ordinary file, not a private temporary one
+    before = path.read_bytes()
+
+    def power_cut(_fd):
+        raise OSError("simulated crash before the data reached the disk")
+
+    monkeypatch.setattr(submission.os, "fsync", power_cut)
+    with pytest.raises(OSError, match="simulated crash"):
+        write_leaderboard_file("wnli", 1 - predictions["wnli"], tmp_path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["WNLI.tsv"]
+
+
+def test_an_interrupted_overwrite_leaves_no_zip_of_old_and_new_files(tmp_path, predictions, monkeypatch):
+    write_submission(predictions, tmp_path)
+    real_write = submission._write_atomically
+    written = []
+
+    def crash_on_third_file(path, data):
+        if len(written) == 2:
+            raise OSError("simulated crash")
+        written.append(path)
+        real_write(path, data)
+
+    monkeypatch.setattr(submission, "_write_atomically", crash_on_third_file)
+    with pytest.raises(OSError, match="simulated crash"):
+        write_submission(_random_predictions(seed=1), tmp_path, overwrite=True)
+    assert not (tmp_path / SUBMISSION_ZIP).exists()  # a zip is only ever the complete, checked submission
+
+
+def _damage_member(zip_path: Path, member: str) -> None:
+    """Flip one byte in the middle of a member's stored data."""
+    with zipfile.ZipFile(zip_path) as archive:
+        info = archive.getinfo(member)
+    data = bytearray(zip_path.read_bytes())
+    header_size = 30 + len(info.filename.encode()) + len(info.extra)
+    data[info.header_offset + header_size + info.compress_size // 2] ^= 0xFF
+    zip_path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(("compression", "error"), [(zipfile.ZIP_STORED, "CRC"), (zipfile.ZIP_DEFLATED, "")])
+def test_a_damaged_member_is_a_problem_not_a_crash(valid_dir, tmp_path, compression, error):
+    zip_path = tmp_path / "damaged.zip"
+    with zipfile.ZipFile(zip_path, "w", compression=compression) as archive:
+        for file_name in FILE_NAMES:
+            archive.write(valid_dir / file_name, arcname=file_name)
+    _damage_member(zip_path, "RTE.tsv")
+    problems = validate_submission(zip_path)
+    assert len(problems) == 1, problems
+    assert problems[0].startswith("RTE.tsv: damaged in the zip (") and error in problems[0]
+    assert problems[0].endswith("); write the zip again.") and "\n" not in problems[0]
+
+
+def test_a_repeated_member_is_reported_once(broken_dir, tmp_path):
+    with pytest.warns(UserWarning, match="Duplicate name"):
+        zip_path = _zip_folder(broken_dir, tmp_path / "twice.zip", extra={"CoLA.tsv": "index\tprediction\n"})
+    assert validate_submission(zip_path) == [
+        "CoLA.tsv: 2 members of the zip have this name; write the zip again with one."
+    ]
+
+
+def test_package_refuses_to_write_into_a_run_folder(tmp_path, predictions):
+    run_dir = tmp_path / "run_rte"
+    rte = write_leaderboard_file("rte", predictions["rte"], run_dir)
+    before = rte.read_bytes()
+    for output_dir in (run_dir, tmp_path / "." / "run_rte"):
+        with pytest.raises(OutputFolderError, match=f"^Output folder {output_dir} is also a run folder"):
+            package_submission([run_dir], output_dir, fill_missing=True, overwrite=True)
+    assert sorted(p.name for p in run_dir.iterdir()) == ["RTE.tsv"] and rte.read_bytes() == before
+    summary = package_submission([run_dir], tmp_path / "out", fill_missing=True)
+    assert validate_submission(summary.zip_path) == []
 
 
 def test_train_label_counts_are_consistent_with_the_registry():
