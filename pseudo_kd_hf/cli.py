@@ -44,10 +44,9 @@ from .arguments import (
 from .config import PseudoKDTrainingArguments
 from .glue.data import load_glue_task
 from .glue.metrics import glue_compute_metrics_fn
-from .glue.submission import write_leaderboard_file
-from .glue.tasks import AX_PREDICTED_BY, SUBMISSION_FILES, TASKS, GlueTask, get_task
+from .glue.tasks import AX_PREDICTED_BY, GlueTask, get_task
 from .regularizers import get_regularizer, registered_regularizers
-from .suite import EVAL_SUFFIXES, run_suite
+from .suite import EVAL_SUFFIXES, ax_test_split, run_suite, write_predictions
 from .teacher import add_teacher_logits, load_teacher_model, teacher_label_order
 from .trainer import PseudoKDTrainer
 
@@ -145,7 +144,7 @@ def prepare_task(
     if training_args.do_predict:
         test_splits = {task.submission_keys[split]: raw_datasets[split] for split in task.test_splits}
         if task.name == AX_PREDICTED_BY:
-            test_splits.update(_ax_test_split(data_args.data_dir))
+            test_splits.update(ax_test_split(data_args.data_dir))
         predict_datasets = {
             key: tokenize(_first(dataset, data_args.max_predict_samples)).remove_columns("label")  # -1 placeholders
             for key, dataset in test_splits.items()
@@ -339,7 +338,7 @@ def run_task(run: PreparedTask) -> dict[str, float]:
     if training_args.do_predict:
         logger.info("*** Predict ***")
         for key, dataset in run.predict_datasets.items():
-            _write_predictions(trainer, key, dataset)
+            write_predictions(trainer, key, dataset)
 
     trainer.save_metrics("all", results, combined=False)
     return results
@@ -420,29 +419,3 @@ def _check_same_vocabulary(
             f"--kd_online needs the student's tokenizer, but teacher {model_args.teacher_name_or_path} has another "
             "vocabulary: drop --kd_online to use cached logits (computed with the teacher's own tokenizer)."
         )
-
-
-def _ax_test_split(data_dir: str | None) -> dict[str, Dataset]:
-    """AX (the diagnostic set) is predicted by the MNLI model; with --data_dir it needs the diagnostic/ folder."""
-    ax = TASKS["ax"]
-    if data_dir is not None and not (Path(data_dir) / ax.folder).is_dir():
-        logger.warning(f"{Path(data_dir) / ax.folder} not found: AX.tsv skipped (the leaderboard needs it).")
-        return {}
-    return {ax.submission_keys[split]: load_glue_task(ax.name, data_dir)[split] for split in ax.test_splits}
-
-
-def _write_predictions(trainer: PseudoKDTrainer, key: str, dataset: Dataset) -> None:
-    """Predict one test split and write its leaderboard file into output_dir (complete splits only)."""
-    entry = SUBMISSION_FILES[key]
-    output = trainer.predict(dataset, metric_key_prefix="predict")
-    logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
-    predictions = logits[:, 0] if TASKS[entry.task].is_regression else logits.argmax(axis=-1)
-    if not trainer.is_world_process_zero():
-        return
-    if len(predictions) != entry.num_rows:
-        logger.warning(
-            f"{entry.file_name} not written: --max_predict_samples kept {len(predictions)} of the {entry.num_rows} "
-            "test examples, and the leaderboard accepts only complete files."
-        )
-        return
-    logger.info(f"Wrote {write_leaderboard_file(key, predictions, trainer.args.output_dir)}.")

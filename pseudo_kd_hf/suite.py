@@ -1,4 +1,5 @@
-"""`--task_name all` and `pseudo-kd-glue-submit`: every GLUE task in turn, one submission zip, one results table."""
+"""`--task_name all`, leaderboard files and `pseudo-kd-glue-submit`: every GLUE task in turn, its test predictions in
+the leaderboard's format, one submission zip and one results table."""
 
 from __future__ import annotations
 
@@ -8,12 +9,18 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from datasets import Dataset
 
 from .arguments import SUITE_TASKS
 from .config import PseudoKDTrainingArguments
-from .glue.submission import package_submission, validate_submission
-from .glue.tasks import METRIC_KEYS, SUBMISSION_FILES
+from .glue.data import load_glue_task
+from .glue.submission import package_submission, validate_submission, write_leaderboard_file
+from .glue.tasks import METRIC_KEYS, SUBMISSION_FILES, TASKS
+
+if TYPE_CHECKING:
+    from .trainer import PseudoKDTrainer
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +94,35 @@ def results_table(root: Path, values: dict[str, Any]) -> str:
         ]
         lines += rows or [f"| {task.name} | {task.primary_metric} | not run |"]
     return "\n".join(lines) + "\n"
+
+
+# ---- leaderboard files -------------------------------------------------------------------------------------------
+
+
+def ax_test_split(data_dir: str | None) -> dict[str, Dataset]:
+    """AX (the diagnostic set) is predicted by the MNLI model; with --data_dir it needs the diagnostic/ folder."""
+    ax = TASKS["ax"]
+    if data_dir is not None and not (Path(data_dir) / ax.folder).is_dir():
+        logger.warning(f"{Path(data_dir) / ax.folder} not found: AX.tsv skipped (the leaderboard needs it).")
+        return {}
+    return {ax.submission_keys[split]: load_glue_task(ax.name, data_dir)[split] for split in ax.test_splits}
+
+
+def write_predictions(trainer: PseudoKDTrainer, key: str, dataset: Dataset) -> None:
+    """Predict one test split and write its leaderboard file into output_dir (complete splits only)."""
+    entry = SUBMISSION_FILES[key]
+    output = trainer.predict(dataset, metric_key_prefix="predict")
+    logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+    predictions = logits[:, 0] if TASKS[entry.task].is_regression else logits.argmax(axis=-1)
+    if not trainer.is_world_process_zero():
+        return
+    if len(predictions) != entry.num_rows:
+        logger.warning(
+            f"{entry.file_name} not written: --max_predict_samples kept {len(predictions)} of the {entry.num_rows} "
+            "test examples, and the leaderboard accepts only complete files."
+        )
+        return
+    logger.info(f"Wrote {write_leaderboard_file(key, predictions, trainer.args.output_dir)}.")
 
 
 # ---- pseudo-kd-glue-submit -----------------------------------------------------------------------------------------

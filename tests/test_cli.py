@@ -293,7 +293,7 @@ def test_mnli_evaluates_both_dev_sets_and_skips_incomplete_files(
     write_mnli(tmp_path / "glue", test_rows=(5, 4), diagnostic_rows=None)
     output_dir = tmp_path / "mnli"
     flags = run_flags(student, output_dir, "mnli", "--data_dir", tmp_path / "glue", "--do_train", "--do_eval")
-    with caplog.at_level(logging.WARNING, logger="pseudo_kd_hf.cli"):
+    with caplog.at_level(logging.WARNING, logger="pseudo_kd_hf.suite"):
         assert main([*flags, "--do_predict"]) == 0
     eval_results = json.loads((output_dir / "eval_results.json").read_text())
     assert {"eval_accuracy", "eval_accuracy_mm", "eval_samples", "eval_samples_mm"} <= set(eval_results)
