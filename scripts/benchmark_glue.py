@@ -35,7 +35,7 @@ import torch
 from pseudo_kd_hf.cli import main as run_glue
 from pseudo_kd_hf.glue.data import load_glue_task
 from pseudo_kd_hf.glue.tasks import get_task
-from pseudo_kd_hf.trainer import CLASSIFICATION_ONLY, TEACHER_FREE_BASELINES
+from pseudo_kd_hf.regularizers import CLASSIFICATION_ONLY, TEACHER_FREE_BASELINES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("cola", "mrpc", "rte", "stsb")

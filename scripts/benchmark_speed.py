@@ -44,7 +44,8 @@ from transformers import AutoModelForSequenceClassification, PreTrainedModel, Ro
 from transformers.trainer_pt_utils import get_length_grouped_indices
 
 from pseudo_kd_hf import PseudoKDTrainer, PseudoKDTrainingArguments
-from pseudo_kd_hf.trainer import EXAMPLE_ID_COLUMN, TEACHER_FREE_BASELINES, TEACHER_LOGITS_COLUMN
+from pseudo_kd_hf.regularizers import EXAMPLE_ID_COLUMN, TEACHER_FREE_BASELINES
+from pseudo_kd_hf.teacher import TEACHER_LOGITS_COLUMN
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("none", "ls", "pseudo_kd", "kd_cached", "kd_online", *TEACHER_FREE_BASELINES)
@@ -147,8 +148,27 @@ def make_batch(vocab_size: int, batch_size: int, seq_len: int, device: str) -> d
     }
 
 
+def training_dataset(method: str, batch: dict[str, torch.Tensor], cached_logits: torch.Tensor) -> Dataset:
+    """The fixed batch as a training set, with an `idx` column (PS-KD's key) and, for `kd_cached`, the teacher's
+    logits: each method's trainer then draws from it what its own dataloader yields in a real run."""
+    columns = {
+        "input_ids": batch["input_ids"].tolist(),
+        "attention_mask": batch["attention_mask"].tolist(),
+        "label": batch["labels"].tolist(),
+        EXAMPLE_ID_COLUMN: list(range(len(batch["labels"]))),
+    }
+    if method == "kd_cached":
+        columns[TEACHER_LOGITS_COLUMN] = cached_logits.tolist()
+    return Dataset.from_dict(columns)
+
+
 def build_trainer(
-    method: str, student: PreTrainedModel, teacher: PreTrainedModel, args: argparse.Namespace, work_dir: str
+    method: str,
+    student: PreTrainedModel,
+    teacher: PreTrainedModel,
+    train_dataset: Dataset,
+    args: argparse.Namespace,
+    work_dir: str,
 ) -> PseudoKDTrainer:
     regularization = "kd" if method.startswith("kd") else method
     training_args = PseudoKDTrainingArguments(
@@ -163,11 +183,6 @@ def build_trainer(
         disable_tqdm=True,
         per_device_train_batch_size=args.batch_size,
     )
-    # PS-KD and CS-KD read the training set's labels (and PS-KD its `idx`) when they are built: the batch's own.
-    train_dataset = None
-    if method in ("ps_kd", "cs_kd"):
-        labels = make_labels(args.batch_size).tolist()
-        train_dataset = Dataset.from_dict({EXAMPLE_ID_COLUMN: list(range(args.batch_size)), "label": labels})
     trainer = PseudoKDTrainer(
         model=copy.deepcopy(student).to(args.device),
         args=training_args,
@@ -178,28 +193,21 @@ def build_trainer(
     return trainer
 
 
-def method_batch(method: str, batch: dict[str, torch.Tensor], cached_logits: torch.Tensor) -> dict[str, torch.Tensor]:
-    """What the method's dataloader would yield: cached logits (kd), the example ids (ps_kd), or the batch followed
-    by a partner per example (cs_kd; here the batch reversed: the step's cost does not depend on which they are)."""
-    if method == "kd_cached":
-        return {**batch, TEACHER_LOGITS_COLUMN: cached_logits}
-    if method == "ps_kd":
-        return {**batch, EXAMPLE_ID_COLUMN: torch.arange(len(batch["labels"]), device=batch["labels"].device)}
-    if method == "cs_kd":
-        return {name: torch.cat([tensor, tensor.flip(0)]) for name, tensor in batch.items()}
-    return batch
+def first_batch(trainer: PseudoKDTrainer) -> dict[str, torch.Tensor]:
+    """The trainer's first training batch, on its device: the method's columns kept, CS-KD's partners appended."""
+    return next(iter(trainer.get_train_dataloader()))
 
 
 def persistent_state_bytes(trainer: PseudoKDTrainer) -> int:
     """Memory a method keeps beside the student and its optimizer: the state its checkpoints hold (Beta smoothing's
     EMA model, PS-KD's table)."""
-    state = trainer._regularizer_state()
+    state = trainer.regularizer.state_dict()
     return sum(tensor.numel() * tensor.element_size() for part in state.values() for tensor in part.values())
 
 
 def step_function(trainer: PseudoKDTrainer, batch: dict[str, torch.Tensor]) -> Callable[[], None]:
     """One real Trainer update: `training_step` (loss + backward), gradient clipping, optimizer step, callbacks."""
-    model, num_items = trainer.model, torch.tensor(len(batch["labels"]))
+    model, num_items = trainer.model, (batch["labels"] != -100).sum()  # the Trainer's count: CS-KD's anchors
 
     def step() -> None:
         trainer.training_step(model, batch, num_items_in_batch=num_items)
@@ -257,8 +265,9 @@ def run_step_benchmark(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     steps, state_bytes = {}, {}
     with tempfile.TemporaryDirectory() as work_dir:
         for method in methods:
-            trainer = build_trainer(method, student, teacher, args, work_dir)
-            steps[method] = step_function(trainer, method_batch(method, batch, cached_logits))
+            train_dataset = training_dataset(method, batch, cached_logits)
+            trainer = build_trainer(method, student, teacher, train_dataset, args, work_dir)
+            steps[method] = step_function(trainer, first_batch(trainer))
             state_bytes[method] = persistent_state_bytes(trainer)
         times = time_interleaved(steps, args.warmup, args.rounds, args.device)
     clock = "cpu" if args.device == "cpu" else "wall"

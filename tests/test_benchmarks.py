@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import time
@@ -14,7 +15,7 @@ import torch
 from datasets import Dataset
 
 from pseudo_kd_hf import PseudoKDTrainer, PseudoKDTrainingArguments
-from pseudo_kd_hf.trainer import CLASSIFICATION_ONLY
+from pseudo_kd_hf.regularizers import CLASSIFICATION_ONLY
 from tests.helpers.scripts import load_script
 from tests.helpers.tiny import tiny_bert
 
@@ -342,38 +343,33 @@ def speed_batch(batch_size: int = 4, seq_len: int = 3) -> dict[str, torch.Tensor
     }
 
 
-def test_method_batch_kd_cached_adds_the_teacher_logits(speed: ModuleType) -> None:
+def speed_trainer(speed: ModuleType, tmp_path: Path, method: str) -> PseudoKDTrainer:
+    """benchmark_speed's trainer for `method` on the 4-example batch, with a tiny student and teacher."""
     batch, logits = speed_batch(), torch.randn(4, 2)
-    out = speed.method_batch("kd_cached", batch, logits)
-    assert set(out) == {*batch, "teacher_logits"}
-    assert out["teacher_logits"] is logits
-    assert all(out[name] is batch[name] for name in batch)
-    assert "teacher_logits" not in batch  # the shared batch is not modified
+    args = argparse.Namespace(dtype="fp32", device="cpu", batch_size=4)
+    student, teacher = tiny_bert(num_labels=2), tiny_bert(num_labels=2, seed=1)
+    train_dataset = speed.training_dataset(method, batch, logits)
+    return speed.build_trainer(method, student, teacher, train_dataset, args, str(tmp_path))
 
 
-def test_method_batch_ps_kd_adds_example_ids(speed: ModuleType) -> None:
-    batch = speed_batch()
-    out = speed.method_batch("ps_kd", batch, torch.zeros(4, 2))
-    assert set(out) == {*batch, "idx"}
-    assert torch.equal(out["idx"], torch.arange(4))
-    assert out["idx"].dtype == torch.long
-    assert "idx" not in batch
+@pytest.mark.parametrize(
+    ("method", "extra_columns"),
+    [("kd_cached", {"teacher_logits"}), ("kd_online", set()), ("ps_kd", {"idx"}), ("none", set()), ("tf_reg", set())],
+)
+def test_first_batch_carries_the_methods_own_columns(speed: ModuleType, tmp_path: Path, method, extra_columns) -> None:
+    batch = speed.first_batch(speed_trainer(speed, tmp_path, method))
+    assert set(batch) == {"input_ids", "attention_mask", "labels", *extra_columns}
+    assert batch["input_ids"].shape == (4, 3)
+    if "teacher_logits" in batch:
+        assert batch["teacher_logits"].shape == (4, 2)
 
 
-def test_method_batch_cs_kd_appends_a_partner_per_example(speed: ModuleType) -> None:
-    batch = speed_batch()
-    out = speed.method_batch("cs_kd", batch, torch.zeros(4, 2))
-    assert set(out) == set(batch)
-    for name, tensor in batch.items():
-        assert out[name].shape == (2 * tensor.shape[0], *tensor.shape[1:]), name
-        assert torch.equal(out[name][:4], tensor), name
-        assert torch.equal(out[name][4:], tensor.flip(0)), name
-
-
-@pytest.mark.parametrize("method", ["none", "ls", "pseudo_kd", "kd_online", "tf_reg", "beta_ls"])
-def test_method_batch_other_methods_leave_the_batch(speed: ModuleType, method: str) -> None:
-    batch = speed_batch()
-    assert speed.method_batch(method, batch, torch.zeros(4, 2)) is batch
+def test_first_batch_cs_kd_appends_a_partner_per_example(speed: ModuleType, tmp_path: Path) -> None:
+    batch = speed.first_batch(speed_trainer(speed, tmp_path, "cs_kd"))
+    assert batch["input_ids"].shape == (8, 3)
+    assert (batch["labels"][4:] == -100).all()  # only the anchors count; partners share their class
+    rows = {tuple(row): label for row, label in zip(speed_batch()["input_ids"].tolist(), [0, 1, 1, 0], strict=True)}
+    assert [rows[tuple(row)] for row in batch["input_ids"][4:].tolist()] == batch["labels"][:4].tolist()
 
 
 def tiny_trainer(tmp_path: Path, regularization: str, train_dataset: Dataset | None = None) -> PseudoKDTrainer:

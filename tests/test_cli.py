@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 
 from pseudo_kd_hf import cli
-from pseudo_kd_hf.cli import apply_preset, build_arguments, main, read_arguments, submit_main
+from pseudo_kd_hf.arguments import apply_preset, build_arguments, read_arguments
+from pseudo_kd_hf.cli import main
 from pseudo_kd_hf.glue.submission import validate_submission, write_leaderboard_file
 from pseudo_kd_hf.glue.tasks import SUBMISSION_FILES, get_task
+from pseudo_kd_hf.suite import submit_main
 from tests.helpers.glue_models import TEACHER_WORDS, save_tiny_student, save_tiny_teacher
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
@@ -157,7 +159,7 @@ def test_paper_preset_fills_the_rest_and_explicit_flags_win(caplog: pytest.LogCa
     explicit = read_arguments([*flags, "--per_device_train_batch_size", "8", "--learning_rate", "3e-5"])
     _, _, args = build_arguments(apply_preset(explicit, get_task("sst2")))
     assert (args.beta, args.per_device_train_batch_size, args.learning_rate) == (5.0, 8, 3e-5)
-    with caplog.at_level(logging.INFO, logger="pseudo_kd_hf.cli"):
+    with caplog.at_level(logging.INFO, logger="pseudo_kd_hf.arguments"):
         apply_preset({"task_name": "stsb"}, get_task("stsb"))
     assert "paper lists no STS-B setting" in caplog.text
     assert "per_device_train_batch_size=16 (paper)" in caplog.text
@@ -291,7 +293,7 @@ def test_mnli_evaluates_both_dev_sets_and_skips_incomplete_files(
     write_mnli(tmp_path / "glue", test_rows=(5, 4), diagnostic_rows=None)
     output_dir = tmp_path / "mnli"
     flags = run_flags(student, output_dir, "mnli", "--data_dir", tmp_path / "glue", "--do_train", "--do_eval")
-    with caplog.at_level(logging.WARNING, logger="pseudo_kd_hf.cli"):
+    with caplog.at_level(logging.WARNING, logger="pseudo_kd_hf.suite"):
         assert main([*flags, "--do_predict"]) == 0
     eval_results = json.loads((output_dir / "eval_results.json").read_text())
     assert {"eval_accuracy", "eval_accuracy_mm", "eval_samples", "eval_samples_mm"} <= set(eval_results)
@@ -332,7 +334,7 @@ def test_suite_runs_each_task_resumes_and_packages(
     write_wnli(data_dir)
     root = tmp_path / "suite"
     flags = run_flags(student, root, "all", "--data_dir", data_dir, "--do_train", "--do_eval", "--do_predict")
-    with caplog.at_level(logging.INFO, logger="pseudo_kd_hf.cli"):
+    with caplog.at_level(logging.INFO, logger="pseudo_kd_hf.suite"), caplog.at_level(logging.INFO, "pseudo_kd_hf.cli"):
         assert main([*flags, "--preset", "paper"]) == 0
     assert "sst2 skipped" in caplog.text
     assert len(leaderboard_rows(root / "cola" / "CoLA.tsv")) == 1063
@@ -347,7 +349,7 @@ def test_suite_runs_each_task_resumes_and_packages(
     # An interrupted task (no all_results.json) resumes from its checkpoint; a finished one is skipped.
     (root / "wnli" / "all_results.json").unlink()
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="pseudo_kd_hf.cli"):
+    with caplog.at_level(logging.INFO, logger="pseudo_kd_hf.suite"), caplog.at_level(logging.INFO, "pseudo_kd_hf.cli"):
         assert main([*flags, "--preset", "paper"]) == 0
     assert "cola already finished" in caplog.text
     assert "Resuming from" in caplog.text and str(root / "wnli") in caplog.text

@@ -7,7 +7,7 @@ from types import ModuleType
 
 import pytest
 
-from pseudo_kd_hf.cli import build_arguments, read_arguments
+from pseudo_kd_hf.arguments import build_arguments, read_arguments
 from pseudo_kd_hf.glue import load_glue_task
 from pseudo_kd_hf.glue.submission import read_leaderboard_file
 from pseudo_kd_hf.glue.tasks import TASKS

@@ -14,10 +14,13 @@ from torch.distributed.run import get_args_parser as torchrun_parser
 from transformers import TrainingArguments
 
 import pseudo_kd_hf
-from pseudo_kd_hf.cli import ARGUMENT_CLASSES, apply_preset, build_arguments, read_arguments, submit_main
+from pseudo_kd_hf import PseudoKDTrainer, PseudoKDTrainingArguments
+from pseudo_kd_hf.arguments import ARGUMENT_CLASSES, apply_preset, build_arguments, read_arguments
 from pseudo_kd_hf.glue.submission import validate_submission, write_leaderboard_file
 from pseudo_kd_hf.glue.tasks import get_task
+from pseudo_kd_hf.suite import submit_main
 from tests.helpers.glue_models import save_tiny_student
+from tests.helpers.tiny import tiny_bert, tiny_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -112,9 +115,18 @@ def test_every_readme_command_parses_or_runs(tmp_path: Path, monkeypatch: pytest
             if len(rest) == 1:  # a config file: the README's YAML block of that name
                 check_config_file(rest[0], folder, monkeypatch)
             else:
+                write_regularizer_module(rest, folder, monkeypatch)
                 check_glue_argv(rest)
         else:
             pytest.fail(f"README command {shlex.join(argv)} is neither run nor parsed by a test: add a check here.")
+
+
+def write_regularizer_module(argv: list[str], folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A command with `--regularizer_module FILE` runs where FILE holds the README's regulariser example."""
+    if "--regularizer_module" in argv:
+        [block] = [block for block in code_blocks("python") if "@register_regularizer" in block]
+        (folder / argv[argv.index("--regularizer_module") + 1]).write_text(block, encoding="utf-8")
+        monkeypatch.chdir(folder)
 
 
 def check_config_file(name: str, folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -146,6 +158,20 @@ def test_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mi
     exec(compile(example, "README.md", "exec"), namespace)
     assert namespace["result"].global_step == 2
     assert namespace["args"].regularization == "pseudo_kd"
+
+
+def test_regularizer_example_trains(tmp_path: Path) -> None:
+    """The README's own regulariser, as written, registers and trains a tiny model for 2 steps."""
+    [example] = [block for block in code_blocks("python") if "@register_regularizer" in block]
+    namespace: dict = {}
+    exec(compile(example, "README.md", "exec"), namespace)
+    args = PseudoKDTrainingArguments(
+        output_dir=str(tmp_path), regularization="confidence_penalty", max_steps=2, logging_steps=1, use_cpu=True
+    )
+    trainer = PseudoKDTrainer(model=tiny_bert(3), args=args, train_dataset=tiny_dataset(16, 3))
+    assert isinstance(trainer.regularizer, namespace["ConfidencePenalty"])
+    assert trainer.train().global_step == 2
+    assert all("regularizer_loss" in entry for entry in trainer.state.log_history if "loss" in entry)
 
 
 def table_rows(section: str) -> list[list[list[str]]]:

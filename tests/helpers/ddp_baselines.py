@@ -23,8 +23,8 @@ def main() -> None:
     dataset = tiny_dataset(8, 3).add_column("idx", [5, 2, 7, 0, 3, 6, 1, 4])
     trainer = PseudoKDTrainer(model=tiny_bert(3), args=args, train_dataset=dataset)
     results = {"parameters": trained_parameters(trainer)}
-    if trainer.previous_predictions is not None:
-        results["previous_predictions"] = trainer.previous_predictions.probs
+    if regularization == "ps_kd":
+        results["previous_predictions"] = trainer.regularizer.previous_predictions.probs
     if not dist.is_initialized():
         torch.save(results, out_path)
         return

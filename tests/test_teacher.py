@@ -11,7 +11,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from pseudo_kd_hf import TEACHER_LOGITS_COLUMN
 from pseudo_kd_hf.glue.data import load_glue_task
-from pseudo_kd_hf.teacher_cache import add_teacher_logits, fingerprint_teacher
+from pseudo_kd_hf.teacher import add_teacher_logits, fingerprint_teacher
 from tests.helpers.glue_models import save_tiny_teacher
 
 TEXT_COLUMNS = ("sentence1", "sentence2")

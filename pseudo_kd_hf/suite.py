@@ -1,0 +1,169 @@
+"""`--task_name all`, leaderboard files and `pseudo-kd-glue-submit`: every GLUE task in turn, its test predictions in
+the leaderboard's format, one submission zip and one results table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from datasets import Dataset
+
+from .arguments import SUITE_TASKS
+from .config import PseudoKDTrainingArguments
+from .glue.data import load_glue_task
+from .glue.submission import package_submission, validate_submission, write_leaderboard_file
+from .glue.tasks import METRIC_KEYS, SUBMISSION_FILES, TASKS
+
+if TYPE_CHECKING:
+    from .trainer import PseudoKDTrainer
+
+logger = logging.getLogger(__name__)
+
+ALL_RESULTS = "all_results.json"  # written last by `cli.run_task`: a folder holding it is a finished run
+RESULTS_TABLE = "results.md"
+SUITE_SUBMISSION = "submission"
+EVAL_SUFFIXES = {"validation_mismatched": "_mm"}  # run_glue's key suffix for MNLI's second dev set
+
+
+def run_suite(
+    values: dict[str, Any],
+    training_args: PseudoKDTrainingArguments,
+    data_dir: str | None,
+    run_one: Callable[[dict[str, Any]], object],
+) -> None:
+    """Run every GLUE task with one method and seed into `output_dir/<task>/`, then package and tabulate.
+
+    Resumable: a task whose folder holds `all_results.json` is skipped; an interrupted one resumes from its last
+    checkpoint. With `--data_dir`, tasks whose folder is absent are skipped, and the submission fills them.
+    `run_one` runs one task from the user's values with its task name and output folder filled in.
+    """
+    root = Path(training_args.output_dir)
+    for task in SUITE_TASKS:
+        task_dir = root / task.name
+        if (task_dir / ALL_RESULTS).is_file():
+            logger.info(f"Suite: {task.name} already finished in {task_dir}; skipped.")
+            continue
+        if data_dir is not None and not (Path(data_dir) / task.folder).is_dir():
+            logger.warning(f"Suite: {task.name} skipped: {Path(data_dir) / task.folder} not found.")
+            continue
+        logger.info(f"Suite: running {task.name} into {task_dir}.")
+        run_one({**values, "task_name": task.name, "output_dir": str(task_dir)})
+
+    run_dirs = [root / task.name for task in SUITE_TASKS if (root / task.name).is_dir()]
+    if training_args.do_predict and run_dirs:
+        try:
+            summary = package_submission(run_dirs, root / SUITE_SUBMISSION, fill_missing=True, overwrite=True)
+        except ValueError as error:
+            logger.warning(f"Suite: no submission written: {error}")
+        else:
+            for key, description in summary.filled.items():
+                logger.warning(f"Suite: {SUBMISSION_FILES[key].file_name} filled with {description}: no run wrote it.")
+            logger.info(f"Suite: submission written to {summary.zip_path}.")
+    table = root / RESULTS_TABLE
+    table.parent.mkdir(parents=True, exist_ok=True)
+    table.write_text(results_table(root, values), encoding="utf-8")
+    logger.info(f"Suite: dev results in {table}.")
+
+
+def results_table(root: Path, values: dict[str, Any]) -> str:
+    """A markdown table of every suite task's dev metrics (x 100, as the paper reports them) from its run folder."""
+    settings = ", ".join(f"{name}={values[name]}" for name in sorted(values) if name not in ("output_dir", "task_name"))
+    lines = [
+        "# GLUE dev results",
+        "",
+        f"Settings: {settings or 'defaults'}.",
+        "",
+        "| task | metric | dev |",
+        "|---|---|---|",
+    ]
+    for task in SUITE_TASKS:
+        results_file = root / task.name / ALL_RESULTS
+        results = json.loads(results_file.read_text(encoding="utf-8")) if results_file.is_file() else {}
+        names = sorted(METRIC_KEYS[task.metric], key=lambda name: name != task.primary_metric)  # the paper's first
+        names += ["combined_score"] if len(names) > 1 else []
+        rows = [
+            f"| {task.name} | {name}{suffix} | {100 * results[f'eval_{name}{suffix}']:.2f} |"
+            for suffix in ("", *EVAL_SUFFIXES.values())
+            for name in names
+            if f"eval_{name}{suffix}" in results
+        ]
+        lines += rows or [f"| {task.name} | {task.primary_metric} | not run |"]
+    return "\n".join(lines) + "\n"
+
+
+# ---- leaderboard files -------------------------------------------------------------------------------------------
+
+
+def ax_test_split(data_dir: str | None) -> dict[str, Dataset]:
+    """AX (the diagnostic set) is predicted by the MNLI model; with --data_dir it needs the diagnostic/ folder."""
+    ax = TASKS["ax"]
+    if data_dir is not None and not (Path(data_dir) / ax.folder).is_dir():
+        logger.warning(f"{Path(data_dir) / ax.folder} not found: AX.tsv skipped (the leaderboard needs it).")
+        return {}
+    return {ax.submission_keys[split]: load_glue_task(ax.name, data_dir)[split] for split in ax.test_splits}
+
+
+def write_predictions(trainer: PseudoKDTrainer, key: str, dataset: Dataset) -> None:
+    """Predict one test split and write its leaderboard file into output_dir (complete splits only)."""
+    entry = SUBMISSION_FILES[key]
+    output = trainer.predict(dataset, metric_key_prefix="predict")
+    logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+    predictions = logits[:, 0] if TASKS[entry.task].is_regression else logits.argmax(axis=-1)
+    if not trainer.is_world_process_zero():
+        return
+    if len(predictions) != entry.num_rows:
+        logger.warning(
+            f"{entry.file_name} not written: --max_predict_samples kept {len(predictions)} of the {entry.num_rows} "
+            "test examples, and the leaderboard accepts only complete files."
+        )
+        return
+    logger.info(f"Wrote {write_leaderboard_file(key, predictions, trainer.args.output_dir)}.")
+
+
+# ---- pseudo-kd-glue-submit -----------------------------------------------------------------------------------------
+
+
+def submit_main(argv: Sequence[str] | None = None) -> int:
+    """`pseudo-kd-glue-submit`: gather runs' leaderboard files into one validated GLUE submission zip."""
+    parser = argparse.ArgumentParser(
+        prog="pseudo-kd-glue-submit",
+        description="Collect the leaderboard files (CoLA.tsv, ..., AX.tsv) that pseudo-kd-glue --do_predict wrote "
+        "into run folders, check them, and write the eleven files plus submission.zip for gluebenchmark.com.",
+    )
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="Run folders, searched recursively.")
+    parser.add_argument(
+        "--output_dir", required=True, help="Where to write the submission, e.g. glue_submissions/NAME."
+    )
+    parser.add_argument(
+        "--fill_missing",
+        action="store_true",
+        help="Fill files no run wrote with the majority training class (STS-B: mean score); listed in FILLED.txt.",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="Replace a submission already in --output_dir.")
+    args = parser.parse_args(argv)
+    try:
+        summary = package_submission(
+            args.run_dirs, args.output_dir, fill_missing=args.fill_missing, overwrite=args.overwrite
+        )
+    except (ValueError, OSError) as error:
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
+    rows = [("file", "source", "rows")]
+    for key, entry in SUBMISSION_FILES.items():
+        source = str(summary.sources[key]) if key in summary.sources else f"filled: {summary.filled[key]}"
+        rows.append((entry.file_name, source, str(entry.num_rows)))
+    widths = [max(len(row[column]) for row in rows) for column in range(2)]
+    for name, source, count in rows:
+        print(f"{name:<{widths[0]}}  {source:<{widths[1]}}  {count:>5}")
+    problems = validate_submission(summary.zip_path)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if problems:
+        return 1
+    print(f"Wrote {summary.zip_path} ({len(summary.sources)} files from runs, {len(summary.filled)} filled).")
+    return 0
