@@ -32,6 +32,7 @@ from transformers import (
 from transformers.trainer_utils import seed_worker
 from transformers.utils import logging
 
+from .fast_step import FastStepMixin, apply_fast_step_arguments  # FAST_STEP HOOK
 from .losses import (
     beta_smoothing_loss,
     cs_kd_loss,
@@ -133,6 +134,14 @@ class PseudoKDTrainingArguments(TrainingArguments):
         default=0.999,
         metadata={"help": "Beta smoothing: cap in [0, 1) of the EMA model's decay min(1 - 1 / (step + 1), cap)."},
     )
+    fast_step: bool = field(  # FAST_STEP HOOK (pseudo_kd_hf/fast_step.py)
+        default=False,
+        metadata={
+            "help": "A faster GPU training step with the same numbers: batches padded to a few static shapes, CUDA "
+            "graphs (torch.compile reduce-overhead, training only), no host sync per step. No effect on CPU. "
+            "Not for ps_kd, cs_kd, beta_ls."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.regularization not in REGULARIZATIONS:
@@ -166,6 +175,8 @@ class PseudoKDTrainingArguments(TrainingArguments):
                 f"regularization='ls' with alpha={self.label_smoothing_factor} instead."
             )
         super().__post_init__()
+        if self.fast_step:  # FAST_STEP HOOK: after super(), which builds accelerator_config
+            apply_fast_step_arguments(self)
 
 
 def _named_labels(config: PretrainedConfig) -> list[str] | None:
@@ -343,7 +354,7 @@ def _label_column(dataset: Any, regularization: str) -> list:
     return list(dataset[name])
 
 
-class PseudoKDTrainer(Trainer):
+class PseudoKDTrainer(FastStepMixin, Trainer):  # FAST_STEP HOOK: FastStepMixin
     """A `Trainer` for sequence classifiers with Pseudo-KD, label smoothing, KD, or a teacher-free baseline.
 
     `teacher_model` (a model, or a name/path for `AutoModelForSequenceClassification`) is used by
