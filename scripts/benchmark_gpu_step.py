@@ -223,7 +223,8 @@ class RecordingPseudoKDTrainer(LossRecorder, PseudoKDTrainer):
 
 
 def dynamo_compile_s() -> float:
-    return float(torch._dynamo.utils.calculate_time_spent().get("entire_frame_compile", 0.0))
+    """Seconds torch.compile has spent so far in this process, forward and (lazily compiled) backward graphs."""
+    return float(torch._dynamo.utils.calculate_time_spent().get("total_wall_time", 0.0))
 
 
 # ---- step part -------------------------------------------------------------------------------------------------------
@@ -372,13 +373,15 @@ def run_epoch(args: argparse.Namespace, device: str) -> dict[str, Any]:
         trainer.add_callback(timer)
         compile_before = dynamo_compile_s()
         metrics = trainer.train().metrics
+        compile_s = dynamo_compile_s() - compile_before
         evaluation = trainer.evaluate(encoded["validation"])
         runs.append(
             {
                 "variant": variant,
                 "device": device,
                 "epoch_s": round(timer.train_s, 1),
-                "dynamo_compile_s": round(dynamo_compile_s() - compile_before, 1),
+                "dynamo_compile_s": round(compile_s, 1),
+                "epoch_without_compile_s": round(timer.train_s - compile_s, 1),
                 "median_step_ms": timer.median_step_ms(),
                 "steps": trainer.state.global_step,
                 "train_loss": round(metrics["train_loss"], 4),
@@ -396,6 +399,7 @@ def run_epoch(args: argparse.Namespace, device: str) -> dict[str, Any]:
         "max_seq_length": args.max_seq_length,
         "runs": runs,
         "speedup": round(runs[0]["epoch_s"] / runs[1]["epoch_s"], 2),
+        "speedup_without_compile": round(runs[0]["epoch_s"] / max(runs[1]["epoch_without_compile_s"], 1e-3), 2),
     }
 
 
@@ -437,7 +441,7 @@ def markdown(result: dict[str, Any]) -> str:
         + ("." if result["finished"] else " (unfinished: the run stopped after the parts below)."),
         "",
         "| variant | trainer | step | batch | median ms/step | speedup vs plain Trainer | first step (s) | "
-        "dynamo compile (s) |",
+        "compile (s) |",
         "|---|---|---|---|---:|---:|---:|---:|",
     ]
     for row in result["variants"]:
@@ -461,15 +465,17 @@ def markdown(result: dict[str, Any]) -> str:
         lines += [
             "",
             f"One epoch of {epoch['task']} ({epoch['train_rows']} rows, max_seq_length {epoch['max_seq_length']}, "
-            f"batch 32), dev {epoch['dev_rows']} rows: {epoch['speedup']}x.",
+            f"batch 32), dev {epoch['dev_rows']} rows: the fast run took {epoch['speedup']}x less time, "
+            f"{epoch['speedup_without_compile']}x less without its compilation.",
             "",
-            "| run | epoch (s) | dynamo compile (s) | median ms/step | train loss | dev accuracy |",
-            "|---|---:|---:|---:|---:|---:|",
+            "| run | epoch (s) | compile (s) | epoch without compile (s) | median ms/step | train loss "
+            "| dev accuracy |",
+            "|---|---:|---:|---:|---:|---:|---:|",
         ]
         for run in epoch["runs"]:
             lines.append(
-                f"| {run['variant']} | {run['epoch_s']} | {run['dynamo_compile_s']} | {run['median_step_ms']} | "
-                f"{run['train_loss']} | {run['dev_accuracy']} |"
+                f"| {run['variant']} | {run['epoch_s']} | {run['dynamo_compile_s']} | {run['epoch_without_compile_s']} "
+                f"| {run['median_step_ms']} | {run['train_loss']} | {run['dev_accuracy']} |"
             )
     lines += [""] + [f"Skipped {item['part']}: {item['reason']}." for item in result["skipped"]]
     lines += [f"Error in {item['part']}: {item['error']}" for item in result["errors"]]

@@ -40,6 +40,7 @@ def test_quick_run_writes_every_part(benchmark, tmp_path: Path, shared_glue_data
     assert all(0.0 <= run["dev_accuracy"] <= 1.0 and run["steps"] == 2 for run in epoch["runs"])
     table = (tmp_path / "speed_gpu_step.md").read_text(encoding="utf-8")
     assert "| pseudo_kd_fast | PseudoKDTrainer | fast |" in table and "One epoch of sst2 (64 rows" in table
+    assert "less without its compilation" in table
 
 
 def test_a_spent_time_budget_skips_every_part_and_says_so(benchmark, tmp_path: Path) -> None:
