@@ -236,7 +236,7 @@ class FastStepMixin:
         if plan is None or plan.compile_options is None:
             return model, train_dataloader
         if not isinstance(model, torch._dynamo.eval_frame.OptimizedModule):  # --torch_compile compiled it already
-            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
+            torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, RECOMPILE_LIMIT)
             model = torch.compile(model, **plan.compile_options)
         keep_gradients_allocated(model)
         return model, train_dataloader

@@ -5,11 +5,12 @@ Step part: a random-weight DistilRoBERTa-shaped student (82M parameters, dropout
 can be compared number for number), bf16, batch 32 x 128 tokens, one run of `--steps` steps per variant through the
 Trainer itself: `plain_trainer` (transformers.Trainer with the model's own cross-entropy and default options, what
 run_glue.py does), `pseudo_kd_eager` (PseudoKDTrainer, default options), the fast step for pseudo_kd, none, ls and
-KD from cached logits, and two ingredients on their own (the compiled step without CUDA graphs; the Trainer's own
-`torch_compile`). Step time: a callback synchronises the GPU only at the ends of windows of steps after a warmup, so
-the measurement adds no per-step sync; a variant's time is the median window's mean step. The first step's time
-(compilation included) and dynamo's compile time are reported apart. Each variant records its training loss at every
-step (kept on the device, read at the end), so the fast runs' loss curves are compared with the eager ones.
+KD from cached logits; two ingredients alone (the compiled step without CUDA graphs; the Trainer's own
+`torch_compile`); and the floor, a bare PyTorch loop (no Trainer, batches already on the GPU, fused AdamW, gradient
+clipping; eager, or with CUDA graphs). Step time: the GPU is synchronised only at the ends of windows of steps after
+a warmup, so the measurement adds no per-step sync; a variant's time is the median window's mean step. The first
+step's time (compilation included) and torch.compile's time are reported apart. Each variant records its training
+loss at every step (kept on the device, read at the end), so the fast runs' loss curves are compared with the eager.
 
 Epoch part: one epoch of SST-2 (67,349 sentences) with a real MiniLM-L6 student (`--model`), max_seq_length 64,
 batch 32, bf16: plain Trainer against the fast step (`--epoch_regularization`, default none: the same loss), each
@@ -32,6 +33,7 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -49,14 +51,15 @@ from transformers import (
     set_seed,
 )
 
-from pseudo_kd_hf import PseudoKDTrainer, PseudoKDTrainingArguments
-from pseudo_kd_hf.fast_step import FastStepPlan
+from pseudo_kd_hf import PseudoKDTrainer, PseudoKDTrainingArguments, pseudo_kd_loss
+from pseudo_kd_hf.fast_step import FastStepPlan, keep_gradients_allocated
 from pseudo_kd_hf.glue.data import load_glue_task
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DISTILROBERTA = {"num_hidden_layers": 6, "hidden_size": 768, "num_attention_heads": 12, "intermediate_size": 3072}
 TINY_ROBERTA = {"num_hidden_layers": 2, "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64}
 ROBERTA_SHARED = {"vocab_size": 50265, "max_position_embeddings": 514, "type_vocab_size": 1, "pad_token_id": 1}
+LEARNING_RATE = 5e-5
 NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
 # variant -> (regularization, or None for plain Trainer; how the step runs: eager, fast, or an ingredient alone)
 VARIANTS = {
@@ -68,6 +71,8 @@ VARIANTS = {
     "kd_cached_fast": ("kd", "fast"),
     "pseudo_kd_fast_without_cudagraphs": ("pseudo_kd", "fast_without_cudagraphs"),
     "pseudo_kd_trainer_torch_compile": ("pseudo_kd", "trainer_torch_compile"),
+    "pseudo_kd_bare_loop_eager": ("pseudo_kd", "bare_loop_eager"),
+    "pseudo_kd_bare_loop_cudagraphs": ("pseudo_kd", "bare_loop_cudagraphs"),
 }
 CURVE_PAIRS = (("pseudo_kd_eager", "pseudo_kd_fast"), ("plain_trainer", "none_fast"))
 # Priority order, with a guess of each part's seconds on an H100 (compilation dominates; later compiles of the same
@@ -77,9 +82,11 @@ PLAN = (
     ("pseudo_kd_eager", 20),
     ("pseudo_kd_fast", 90),
     ("epoch", 170),
-    ("none_fast", 35),
-    ("ls_fast", 35),
-    ("kd_cached_fast", 35),
+    ("none_fast", 30),
+    ("ls_fast", 30),
+    ("kd_cached_fast", 30),
+    ("pseudo_kd_bare_loop_eager", 15),
+    ("pseudo_kd_bare_loop_cudagraphs", 75),
     ("pseudo_kd_fast_without_cudagraphs", 60),
     ("pseudo_kd_trainer_torch_compile", 60),
 )
@@ -305,18 +312,23 @@ def run_step_variant(args: argparse.Namespace, variant: str, device: str) -> dic
     set_seed(0)
     model = AutoModelForSequenceClassification.from_config(config.__class__(**config.to_dict(), num_labels=2))
     timer = StepTimer(args.device, args.warmup, args.window)
-    settings = {"max_steps": args.steps, "per_device_train_batch_size": batch, "logging_steps": args.steps}
-    trainer = build_trainer(args, regularization, step, model, dataset, learning_rate=5e-5, **settings)
-    trainer.add_callback(timer)
     compile_before = dynamo_compile_s()
-    trainer.train()
-    losses = torch.stack(trainer.recorded_losses).tolist()
+    if step.startswith("bare_loop"):
+        losses = run_bare_loop(args, model, dataset, batch, timer, cudagraphs=step == "bare_loop_cudagraphs")
+        trainer_name = "none (bare loop)"
+    else:
+        trainer_name = "transformers.Trainer" if regularization is None else "PseudoKDTrainer"
+        settings = {"max_steps": args.steps, "per_device_train_batch_size": batch, "logging_steps": args.steps}
+        trainer = build_trainer(args, regularization, step, model, dataset, learning_rate=LEARNING_RATE, **settings)
+        trainer.add_callback(timer)
+        trainer.train()
+        losses = torch.stack(trainer.recorded_losses).tolist()
     row = {
         "variant": variant,
         "device": device,
         "median_step_ms": timer.median_step_ms(),
         "method": regularization or "none (model's own cross-entropy)",
-        "trainer": "transformers.Trainer" if regularization is None else "PseudoKDTrainer",
+        "trainer": trainer_name,
         "step": step,
         "batch": f"{batch} x {length}",
         "steps": args.steps,
@@ -328,6 +340,45 @@ def run_step_variant(args: argparse.Namespace, variant: str, device: str) -> dic
     }
     print(f"{variant}: {row['median_step_ms']} ms/step, first step {row['first_step_s']} s", flush=True)
     return row
+
+
+def run_bare_loop(
+    args: argparse.Namespace, model: Any, dataset: Dataset, batch: int, timer: StepTimer, cudagraphs: bool
+) -> list[float]:
+    """The floor: Pseudo-KD steps with no Trainer around them (batches moved to the device beforehand).
+
+    Forward (bf16 autocast on CUDA), the loss, backward, gradient clipping at 1.0, fused AdamW at a constant rate,
+    gradients zeroed; the same data order as the Trainer runs is not needed here, only the time.
+    """
+    device = torch.device(args.device)
+    model.to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, fused=args.device == "cuda")
+    forward = model
+    if cudagraphs:
+        options = {"backend": "aot_eager"} if args.quick else {"mode": "reduce-overhead"}
+        forward = torch.compile(model, dynamic=False, **options)
+        keep_gradients_allocated(forward)
+    columns = dataset.with_format("torch")
+    batches = [
+        {name: columns[start : start + batch][name].to(device) for name in ("input_ids", "attention_mask", "label")}
+        for start in range(0, len(dataset), batch)
+    ]
+    autocast = torch.autocast(args.device, dtype=torch.bfloat16, enabled=args.device == "cuda")
+    losses, state = [], SimpleNamespace(global_step=0)
+    timer.on_train_begin(None, state, None)
+    for inputs in batches:
+        with autocast:
+            logits = forward(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits
+        loss = pseudo_kd_loss(logits, inputs["label"], alpha=0.1, beta=2.0)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        forward.zero_grad()
+        losses.append(loss.detach())
+        state.global_step += 1
+        timer.on_step_end(None, state, None)
+    timer.on_train_end(None, state, None)
+    return torch.stack(losses).tolist()
 
 
 # ---- epoch part ------------------------------------------------------------------------------------------------------

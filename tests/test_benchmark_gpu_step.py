@@ -20,7 +20,7 @@ def benchmark():
 def test_quick_run_writes_every_part(benchmark, tmp_path: Path, shared_glue_data: Path, minilm_path: Path) -> None:
     student = save_tiny_student(tmp_path / "student", minilm_path)
     argv = ["--quick", "--model", str(student), "--glue_data", str(shared_glue_data), "--output_dir", str(tmp_path)]
-    variants = ["plain_trainer", "pseudo_kd_eager", "pseudo_kd_fast", "none_fast"]
+    variants = ["plain_trainer", "pseudo_kd_eager", "pseudo_kd_fast", "none_fast", "pseudo_kd_bare_loop_cudagraphs"]
     assert benchmark.main([*argv, "--variants", *variants, "--time_budget_s", "600"]) == 0
 
     result = json.loads((tmp_path / "speed_gpu_step.json").read_text(encoding="utf-8"))
