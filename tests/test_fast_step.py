@@ -6,6 +6,11 @@ kernels generated), which exercises the same wrapping, recompiles and gradient h
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from datasets import Dataset
@@ -210,3 +215,26 @@ def test_flag_refuses_methods_with_per_row_state(tmp_path, regularization):
         build_arguments(
             {"task_name": "rte", "output_dir": str(tmp_path), "fast_step": True, "regularization": regularization}
         )
+
+
+@pytest.mark.slow
+def test_two_processes_with_fast_step_equal_one_eager_process(tmp_path):
+    """torchrun 2 processes (gloo, CPU) x batch 4, compiled fast step == one eager process x batch 8."""
+    root = Path(__file__).parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    single, distributed = tmp_path / "single.pt", tmp_path / "ddp.pt"
+    eager_script, fast_script = (
+        root / "tests" / "helpers" / "ddp_step.py",
+        root / "tests" / "helpers" / "ddp_fast_step.py",
+    )
+    subprocess.run(
+        [sys.executable, str(eager_script), "pseudo_kd", "8", str(single), str(tmp_path / "run1")],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    command += [str(fast_script), "pseudo_kd", "4", str(distributed), str(tmp_path / "run2")]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    torch.testing.assert_close(torch.load(distributed), torch.load(single), atol=1e-5, rtol=1e-4)
