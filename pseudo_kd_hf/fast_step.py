@@ -20,7 +20,10 @@ fast step removes that overhead without touching the method:
   The FLOP count the Trainer adds up every step reuses the model's parameter count instead of recounting it.
 
 The default optimizer is already fused AdamW (`adamw_torch_fused`) in transformers 5 with torch >= 2.8.
-On CPU the fast step changes nothing but warns: there the measured step got no faster (see `CPU_NOTE`).
+On CPU the fast step changes nothing but warns. There a step is compute-bound: MiniLM-L6, SST-2 batches of 32
+(max_seq_length 64), one thread, median of 6 steps (a shared 2-core machine): 2.94 s eager with per-batch padding
+(lengths 34-56), 4.51 s eager padded to the 64 bucket, 4.06 s compiled (inductor) at 64: compiling saved 10%,
+padding to buckets cost 53%.
 `regularization` ps_kd, cs_kd and beta_ls are refused: their batches are not static (CS-KD's pairs) or they key
 state by every row of the batch (PS-KD's table, Beta smoothing's per-row draws).
 """
@@ -46,8 +49,8 @@ SEQUENCE_KEYS = ("input_ids", "attention_mask", "token_type_ids", "special_token
 # (or a process that trains several models) back to eager mode silently.
 RECOMPILE_LIMIT = 64
 CPU_NOTE = (
-    "--fast_step has no effect on CPU (a MiniLM step got no faster with bucketed shapes or torch.compile there): "
-    "training runs the usual eager step."
+    "--fast_step has no effect on CPU, where padding to static shapes cost a MiniLM step more than torch.compile "
+    "saved: training runs the usual eager step."
 )
 
 
