@@ -48,5 +48,5 @@ def test_a_spent_time_budget_skips_every_part_and_says_so(benchmark, tmp_path: P
     assert benchmark.main(argv) == 0
     result = json.loads((tmp_path / "speed_gpu_step.json").read_text(encoding="utf-8"))
     assert result["variants"] == [] and result["epoch"] is None and result["finished"]
-    assert [item["part"] for item in result["skipped"]] == ["plain_trainer", "epoch"]
+    assert [item["part"] for item in result["skipped"]] == ["plain_trainer", "epoch"]  # --variants keeps the epoch
     assert "Skipped epoch: time budget" in (tmp_path / "speed_gpu_step.md").read_text(encoding="utf-8")
