@@ -19,6 +19,7 @@ from transformers import PreTrainedModel, Trainer
 from transformers.utils import logging
 
 from .config import PseudoKDTrainingArguments
+from .fast_step import FastStepMixin
 from .losses import LossParts, gold_loss, reduce_kept, split_ignored
 from .regularizers import Regularizer, get_regularizer
 from .teacher import TEACHER_LOGITS_COLUMN, prepare_teacher
@@ -31,7 +32,7 @@ REGULARIZER_STATE_NAME = "regularizer_state.pt"
 __all__ = ["REGULARIZER_STATE_NAME", "TEACHER_LOGITS_COLUMN", "PseudoKDTrainer"]
 
 
-class PseudoKDTrainer(Trainer):
+class PseudoKDTrainer(FastStepMixin, Trainer):
     """A `Trainer` for sequence classifiers with Pseudo-KD, label smoothing, KD, a teacher-free baseline, or a
     method of your own (`register_regularizer`), chosen by `args.regularization`.
 

@@ -3,10 +3,11 @@
 #
 #   scripts/benchmark_gpu.sh prepare   # here, with network: fill .device_carry/ (git-ignored, about 51 MB)
 #   scripts/benchmark_gpu.sh run       # there, from the repository root, with .device_carry/ carried along
+#   scripts/benchmark_gpu.sh step      # there: only plain Trainer vs --fast_step (scripts/benchmark_gpu_step.py)
 #
 # `prepare` collects what the GPU machine lacks: wheels of `datasets` and its two pure-Python needs that its image
 # does not hold, the MiniLM-L6 weights as fp16 (half the bytes to carry; `run` casts them back to fp32), and the
-# CoLA, MRPC, RTE and STS-B files. `run` installs the wheels, then (1) the step-time benchmark at the paper's shapes
+# CoLA, MRPC, RTE, SST-2 and STS-B files. `run` installs the wheels, then (1) the step-time benchmark at the paper's shapes
 # in bf16, batch 32 x 128, and (2) the GLUE grid with several runner processes sharing the GPU, stopped from starting
 # new runs after GRID_BUDGET_S seconds (resumable: a later sitting continues it). Everything it writes lands in
 # $OUT: gpu.txt (card and versions), speed_paper_cuda_bf16.{md,json}, grid.log, and glue.tar.gz (raw per-run JSON,
@@ -34,14 +35,13 @@ save_file({name: tensor.half() for name, tensor in weights.items()}, target / "m
 for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
     shutil.copy(source / name, target / name)
 EOF
-  for task in CoLA MRPC RTE STS-B; do cp -r "${GLUE_DATA:-../shared/glue_data}/$task" "$CARRY/glue_data/"; done
+  for task in CoLA MRPC RTE SST-2 STS-B; do cp -r "${GLUE_DATA:-../shared/glue_data}/$task" "$CARRY/glue_data/"; done
   chmod -R u+w "$CARRY/glue_data"
   du -sh "$CARRY"
 }
 
-run() {
+setup() {
   : "${OUT:?set OUT to the folder that results go to}"
-  local grid_budget=${GRID_BUDGET_S:-330} jobs=${GRID_JOBS:-14} seeds=${GRID_SEEDS:-42 43 44 45 46}
   export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_HOME=/tmp/hf TOKENIZERS_PARALLELISM=false
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
     "$CARRY"/wheels/*.whl
@@ -61,6 +61,18 @@ shutil.copytree(source, target, dirs_exist_ok=True)
 weights = load_file(source / "model.safetensors")
 save_file({name: tensor.float() for name, tensor in weights.items()}, target / "model.safetensors")
 EOF
+}
+
+# Plain Trainer vs --fast_step: step times, loss curves, one SST-2 epoch; parts that would pass STEP_BUDGET_S are
+# skipped (and listed as skipped). Writes $OUT/speed_gpu_step.{json,md}.
+step() {
+  timeout $((${STEP_BUDGET_S:-265} + 60)) python3 scripts/benchmark_gpu_step.py --model /tmp/minilm \
+    --glue_data "$CARRY/glue_data" --output_dir "$OUT" --time_budget_s "${STEP_BUDGET_S:-265}" ${STEP_ARGS:-} \
+    || echo "benchmark_gpu_step stopped: exit $?"
+}
+
+run() {
+  local grid_budget=${GRID_BUDGET_S:-330} jobs=${GRID_JOBS:-14} seeds=${GRID_SEEDS:-42 43 44 45 46}
   python3 scripts/benchmark_speed.py --shape paper --device cuda --dtype bf16 --batch_size 32 --seq_len 128 \
     --warmup 3 --rounds 20 --output_dir "$OUT" 2>&1 | grep -v "^round"
   local grid=(python3 scripts/benchmark_glue.py --model /tmp/minilm --glue_data "$CARRY/glue_data" --seeds $seeds
@@ -75,6 +87,7 @@ EOF
 
 case "${1:-}" in
   prepare) prepare ;;
-  run) run ;;
-  *) echo "usage: $0 prepare|run" >&2; exit 2 ;;
+  run) setup && run ;;
+  step) setup && step ;;
+  *) echo "usage: $0 prepare|run|step" >&2; exit 2 ;;
 esac

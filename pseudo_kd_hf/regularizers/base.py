@@ -65,6 +65,8 @@ class Regularizer:
         supports_regression: False makes a regression head (num_labels=1) train on the plain MSE instead, with a
             warning.
         uses_teacher: whether the method runs the trainer's `teacher_model` (others refuse one).
+        supports_fast_step: False refuses `--fast_step` (batches padded to static shapes with -100 rows): for a
+            method that builds its own batches or keys per-row state by every row of a batch.
     """
 
     name: ClassVar[str] = ""
@@ -72,6 +74,7 @@ class Regularizer:
     columns: ClassVar[tuple[str, ...]] = ()
     supports_regression: ClassVar[bool] = False
     uses_teacher: ClassVar[bool] = False
+    supports_fast_step: ClassVar[bool] = True
 
     def __init__(self, args: PseudoKDTrainingArguments) -> None:
         self.args = args

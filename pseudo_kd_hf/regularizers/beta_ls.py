@@ -47,6 +47,8 @@ class BetaSmoothing(Regularizer):
     replay exactly after resuming from a checkpoint.
     """
 
+    supports_fast_step = False  # its draws are per row of a batch
+
     bounds = {"beta_ls_alpha": UNIT, "beta_ls_beta": POSITIVE, "beta_ls_ema_decay": HALF_OPEN_UNIT}
 
     def setup(self, trainer: PseudoKDTrainer) -> None:

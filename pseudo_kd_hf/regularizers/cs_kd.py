@@ -115,6 +115,8 @@ class ClassWiseSelfKD(Regularizer):
     `ClassPairBatchSampler`, share the anchors' forward pass; their logits are detached, their labels -100).
     """
 
+    supports_fast_step = False  # it builds its own batches of class pairs
+
     bounds = {"cs_kd_lambda": NON_NEGATIVE, "cs_kd_temperature": POSITIVE}
 
     @classmethod

@@ -69,6 +69,8 @@ class ProgressiveSelfKD(Regularizer):
     under DDP an all-gather of B x (K + 1) numbers, so every process holds every process's rows.
     """
 
+    supports_fast_step = False  # its table is keyed by every row of a batch
+
     bounds = {"ps_kd_alpha_T": UNIT}
     columns = (EXAMPLE_ID_COLUMN,)
 
