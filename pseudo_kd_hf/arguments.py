@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 ALL_TASKS = "all"  # --task_name all: the suite
 PRESETS = ("paper",)
+# How --preset paper reads Appendix C's beta column (README, "The paper's beta"): as the temperature tau = beta/alpha
+# (sections 4.1 and 4.3 search and discuss the same {1.5, 2.5, 4} pool as "beta/alpha", the temperature), or as is.
+PAPER_BETA_READINGS = ("temperature", "literal")
 PRESET_FIELDS = tuple(f.name for f in dataclasses.fields(PaperPreset) if f.name != "note")
 CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
 SUITE_TASKS = tuple(task for task in TASKS.values() if "train" in task.files)  # AX comes with the MNLI run
@@ -67,6 +70,14 @@ class ModelArguments:
         default=False,
         metadata={"help": "Run the teacher at every training step instead of caching its logits (same tokenizer)."},
     )
+    teacher_logits: str | None = field(
+        default=None,
+        metadata={
+            "help": "KD from a file of teacher logits written by pseudo-kd-glue-teacher-logits, instead of "
+            "--teacher_name_or_path: no teacher model is loaded. A file made for another task, data file, row count "
+            "or label order is refused."
+        },
+    )
 
 
 @dataclass
@@ -101,6 +112,14 @@ class DataTrainingArguments:
             "choices": list(PRESETS),
         },
     )
+    paper_beta_reading: str = field(
+        default="temperature",
+        metadata={
+            "help": "How --preset paper reads Appendix C's beta column: temperature (tau = beta / alpha, so "
+            "beta = alpha * column: the reading sections 4.1 and 4.3 support) or literal (beta = column).",
+            "choices": list(PAPER_BETA_READINGS),
+        },
+    )
     overwrite_output_dir: bool = field(
         default=False,
         metadata={"help": "Train into a non-empty --output_dir from scratch instead of refusing (or resuming)."},
@@ -110,6 +129,11 @@ class DataTrainingArguments:
         self.task_name = suite_task_name(self.task_name)
         if self.preset is not None and self.preset not in PRESETS:
             raise ValueError(f"--preset {self.preset!r} is unknown: choose one of {', '.join(PRESETS)}.")
+        if self.paper_beta_reading not in PAPER_BETA_READINGS:
+            raise ValueError(
+                f"--paper_beta_reading {self.paper_beta_reading!r} is unknown: choose one of "
+                f"{', '.join(PAPER_BETA_READINGS)}."
+            )
 
 
 def suite_task_name(name: str | None) -> str:
@@ -212,22 +236,43 @@ def build_arguments(
     values: dict[str, Any],
 ) -> tuple[ModelArguments, DataTrainingArguments, PseudoKDTrainingArguments]:
     """The three argument dataclasses from the set values; their `__post_init__` checks every value."""
+    if "beta" in values and "pseudo_kd_temperature" in values:
+        raise ValueError("--pseudo_kd_temperature sets --beta (beta = alpha * tau): pass one of them, not both.")
     return HfArgumentParser(ARGUMENT_CLASSES).parse_dict(values)
 
 
 def apply_preset(values: dict[str, Any], task: GlueTask) -> dict[str, Any]:
-    """Fill the paper's Appendix C hyper-parameters for `task` into `values`, keeping every value the user set."""
+    """Fill the paper's Appendix C hyper-parameters for `task` into `values`, keeping every value the user set.
+
+    Appendix C's beta column is read as a temperature by default (`pseudo_kd_temperature` = the column, so
+    beta = alpha * column); `paper_beta_reading="literal"` fills `beta` with the column instead.
+    """
     preset = task.preset
     if preset is None:
         raise ValueError(f"--preset paper has no values for {task.name}: drop --preset.")
     if preset.note:
         logger.warning(f"--preset paper for {task.name}: {preset.note}.")
-    filled = {name: getattr(preset, name) for name in PRESET_FIELDS if name not in values}
-    settings = ", ".join(
+    filled = {name: getattr(preset, name) for name in PRESET_FIELDS if name not in values and name != "beta"}
+    user_set_beta = "beta" in values or "pseudo_kd_temperature" in values
+    reading = values.get("paper_beta_reading", "temperature")
+    if not user_set_beta:
+        filled["pseudo_kd_temperature" if reading == "temperature" else "beta"] = preset.beta
+    settings = [
         f"{name}={filled[name]} (paper)" if name in filled else f"{name}={values[name]} (yours)"
         for name in PRESET_FIELDS
-    )
-    logger.info(f"--preset paper for {task.name}: {settings}.")
+        if name != "beta"
+    ]
+    alpha = filled.get("alpha", values.get("alpha"))
+    if user_set_beta:
+        settings.append("beta/tau yours")
+    elif reading == "temperature":
+        settings.append(
+            f"beta={alpha * preset.beta:g} (paper's beta column {preset.beta:g} read as the temperature "
+            f"tau = beta / alpha; --paper_beta_reading literal for beta={preset.beta:g})"
+        )
+    else:
+        settings.append(f"beta={preset.beta:g}, tau={preset.beta / alpha:g} (paper's beta column read literally)")
+    logger.info(f"--preset paper for {task.name}: {', '.join(settings)}.")
     return {**values, **filled}
 
 

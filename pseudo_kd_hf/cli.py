@@ -48,6 +48,7 @@ from .glue.tasks import AX_PREDICTED_BY, GlueTask, get_task
 from .regularizers import get_regularizer, registered_regularizers
 from .suite import EVAL_SUFFIXES, ax_test_split, run_suite, write_predictions
 from .teacher import add_teacher_logits, load_teacher_model, teacher_label_order
+from .teacher_file import attach_teacher_logits
 from .trainer import PseudoKDTrainer
 
 logger = logging.getLogger(__name__)
@@ -126,7 +127,16 @@ def prepare_task(
     train_dataset, online_teacher = None, None
     if training_args.do_train:
         train_dataset = _first(raw_datasets["train"], data_args.max_train_samples)
-        if model_args.teacher_name_or_path is not None:
+        if model_args.teacher_logits is not None:
+            train_dataset = attach_teacher_logits(
+                train_dataset,
+                model_args.teacher_logits,
+                task_name=task.name,
+                label_names=task.label_names,
+                text_columns=task.text_columns,
+                allow_subset=data_args.max_train_samples is not None,
+            )
+        elif model_args.teacher_name_or_path is not None:
             train_dataset, online_teacher = attach_teacher(
                 train_dataset, model_args, training_args, task, model, tokenizer, max_seq_length
             )
@@ -353,14 +363,25 @@ def _check_stages(model_args: ModelArguments, training_args: PseudoKDTrainingArg
         raise ValueError("Nothing to do: pass --do_train, --do_eval and/or --do_predict.")
     method = training_args.regularization
     uses_teacher = get_regularizer(method).uses_teacher
-    if uses_teacher and training_args.do_train and model_args.teacher_name_or_path is None:
+    teacher_flags = [
+        flag
+        for flag, value in (("--teacher_name_or_path", model_args.teacher_name_or_path),
+                            ("--teacher_logits", model_args.teacher_logits))
+        if value is not None
+    ]
+    if uses_teacher and training_args.do_train and not teacher_flags:
         raise ValueError(
-            f"--regularization {method} needs a teacher: pass --teacher_name_or_path (a model fine-tuned on it)."
+            f"--regularization {method} needs a teacher: pass --teacher_name_or_path (a model fine-tuned on it) or "
+            "--teacher_logits (a file written by pseudo-kd-glue-teacher-logits)."
         )
-    if not uses_teacher and model_args.teacher_name_or_path is not None:
+    if model_args.teacher_logits is not None and not Path(model_args.teacher_logits).is_file():
+        raise ValueError(f"--teacher_logits {model_args.teacher_logits}: no such file.")
+    if len(teacher_flags) > 1:
+        raise ValueError("--teacher_logits replaces the teacher model: pass it or --teacher_name_or_path, not both.")
+    if not uses_teacher and teacher_flags:
         teacher_methods = " or ".join(name for name, cls in registered_regularizers().items() if cls.uses_teacher)
         raise ValueError(
-            f"--teacher_name_or_path is used only by --regularization {teacher_methods} (got {method}): "
+            f"{teacher_flags[0]} is used only by --regularization {teacher_methods} (got {method}): "
             "drop it or choose a method that runs a teacher."
         )
     if model_args.kd_online and model_args.teacher_name_or_path is None:

@@ -54,6 +54,13 @@ class PseudoKDTrainingArguments(TrainingArguments):
     beta: float = field(
         default=2.0, metadata={"help": "Pseudo-KD's KL weight (> 0): P* = softmax((alpha / beta) * logits)."}
     )
+    pseudo_kd_temperature: float | None = field(
+        default=None,
+        metadata={
+            "help": "Pseudo-KD's temperature tau (> 0) instead of beta: sets beta = alpha * tau, so "
+            "P* = softmax(logits / tau) (the paper's self-distillation reading). Give this or --beta, not both."
+        },
+    )
     temperature: float = field(
         default=1.0, metadata={"help": "KD softmax temperature T (> 0); the loss uses T^2 (kd only)."}
     )
@@ -107,6 +114,7 @@ class PseudoKDTrainingArguments(TrainingArguments):
         if self.regularizer_module is not None:
             import_regularizer_module(self.regularizer_module)
         self._check_finite()
+        self._beta_from_temperature()
         method = get_regularizer(self.regularization)
         check_bounds(self)
         method.check_arguments(self)
@@ -123,6 +131,24 @@ class PseudoKDTrainingArguments(TrainingArguments):
         super().__post_init__()
         if self.fast_step:  # after super(), which builds accelerator_config
             apply_fast_step_arguments(self)
+
+    def _beta_from_temperature(self) -> None:
+        """`pseudo_kd_temperature` tau sets `beta = alpha * tau`; a different `beta` beside it is a contradiction."""
+        tau = self.pseudo_kd_temperature
+        if tau is None:
+            return
+        if tau <= 0.0:
+            raise ValueError(f"pseudo_kd_temperature must be > 0, got {tau}.")
+        beta = self.alpha * tau
+        default_beta = next(f.default for f in dataclasses.fields(self) if f.name == "beta")
+        if self.beta not in (default_beta, beta):
+            raise ValueError(
+                f"pseudo_kd_temperature {tau} sets beta = alpha * tau = {beta:g}, but beta is {self.beta}: "
+                "give pseudo_kd_temperature or beta, not both."
+            )
+        if beta <= 0.0:
+            raise ValueError(f"pseudo_kd_temperature {tau} with alpha {self.alpha} gives beta = 0: use alpha > 0.")
+        self.beta = beta
 
     def _check_finite(self) -> None:
         """Every float setting the subclass adds to `TrainingArguments` must be a finite number (not inf, not NaN)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import runpy
+import shutil
 import sys
 import zipfile
 from pathlib import Path
@@ -12,11 +13,12 @@ from pathlib import Path
 import pytest
 
 from pseudo_kd_hf import cli
-from pseudo_kd_hf.arguments import apply_preset, build_arguments, read_arguments
+from pseudo_kd_hf.arguments import UsageError, apply_preset, build_arguments, read_arguments
 from pseudo_kd_hf.cli import main
 from pseudo_kd_hf.glue.submission import validate_submission, write_leaderboard_file
 from pseudo_kd_hf.glue.tasks import SUBMISSION_FILES, get_task
 from pseudo_kd_hf.suite import submit_main
+from pseudo_kd_hf.teacher_file import main as teacher_logits_main
 from tests.helpers.glue_models import TEACHER_WORDS, save_tiny_student, save_tiny_teacher
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
@@ -154,15 +156,49 @@ def test_read_arguments_returns_only_what_was_set() -> None:
 def test_paper_preset_fills_the_rest_and_explicit_flags_win(caplog: pytest.LogCaptureFixture) -> None:
     flags = ["--task_name", "sst2", "--preset", "paper", "--output_dir", "unused"]
     _, _, args = build_arguments(apply_preset(read_arguments(flags), get_task("sst2")))
-    assert (args.alpha, args.beta, args.per_device_train_batch_size, args.learning_rate) == (0.1, 5.0, 64, 2e-5)
+    # Appendix C's beta column (5 for SST-2) is read as the temperature tau = beta / alpha: beta = 0.1 * 5.
+    assert (args.alpha, args.beta, args.per_device_train_batch_size, args.learning_rate) == (0.1, 0.5, 64, 2e-5)
+    assert args.pseudo_kd_temperature == 5.0
     # An explicit value wins even where it equals the TrainingArguments default (batch size 8).
     explicit = read_arguments([*flags, "--per_device_train_batch_size", "8", "--learning_rate", "3e-5"])
     _, _, args = build_arguments(apply_preset(explicit, get_task("sst2")))
-    assert (args.beta, args.per_device_train_batch_size, args.learning_rate) == (5.0, 8, 3e-5)
+    assert (args.beta, args.per_device_train_batch_size, args.learning_rate) == (0.5, 8, 3e-5)
     with caplog.at_level(logging.INFO, logger="pseudo_kd_hf.arguments"):
         apply_preset({"task_name": "stsb"}, get_task("stsb"))
     assert "paper lists no STS-B setting" in caplog.text
     assert "per_device_train_batch_size=16 (paper)" in caplog.text
+
+
+def test_paper_beta_readings_and_the_preset_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    flags = ["--task_name", "cola", "--preset", "paper", "--output_dir", "unused"]
+    with caplog.at_level(logging.INFO, logger="pseudo_kd_hf.arguments"):
+        _, _, args = build_arguments(apply_preset(read_arguments(flags), get_task("cola")))
+    assert (args.alpha, args.beta, args.pseudo_kd_temperature) == (0.1, pytest.approx(0.2), 2.0)
+    assert "beta=0.2 (paper's beta column 2 read as the temperature tau = beta / alpha" in caplog.text
+    caplog.clear()
+    literal = read_arguments([*flags, "--paper_beta_reading", "literal"])
+    with caplog.at_level(logging.INFO, logger="pseudo_kd_hf.arguments"):
+        _, _, args = build_arguments(apply_preset(literal, get_task("cola")))
+    assert (args.beta, args.pseudo_kd_temperature) == (2.0, None)
+    assert "beta=2, tau=20 (paper's beta column read literally)" in caplog.text
+    # Your own beta or temperature wins over either reading.
+    _, _, args = build_arguments(apply_preset(read_arguments([*flags, "--beta", "0.3"]), get_task("cola")))
+    assert (args.beta, args.pseudo_kd_temperature) == (0.3, None)
+    yours = read_arguments([*flags, "--pseudo_kd_temperature", "4", "--paper_beta_reading", "literal"])
+    _, _, args = build_arguments(apply_preset(yours, get_task("cola")))
+    assert args.beta == pytest.approx(0.4)
+
+
+def test_pseudo_kd_temperature_sets_beta_and_refuses_beta_beside_it() -> None:
+    task = ["--task_name", "rte", "--output_dir", "unused"]
+    _, _, args = build_arguments(read_arguments([*task, "--alpha", "0.2", "--pseudo_kd_temperature", "2.5"]))
+    assert args.beta == pytest.approx(0.5)
+    with pytest.raises(UsageError, match="--pseudo_kd_temperature sets --beta .* not both"):
+        build_arguments(read_arguments([*task, "--pseudo_kd_temperature", "2", "--beta", "2"]))
+    with pytest.raises(UsageError, match="pseudo_kd_temperature must be > 0"):
+        build_arguments(read_arguments([*task, "--pseudo_kd_temperature", "0"]))
+    with pytest.raises(UsageError, match="pseudo_kd_temperature must be a finite number"):
+        build_arguments(read_arguments([*task, "--pseudo_kd_temperature", "inf"]))
 
 
 def test_yaml_and_json_config_files(tmp_path: Path) -> None:
@@ -172,7 +208,7 @@ def test_yaml_and_json_config_files(tmp_path: Path) -> None:
     values = read_arguments([str(yaml_file)])
     _, data_args, args = build_arguments(apply_preset(values, get_task("sst2")))
     assert data_args.task_name == "sst2"
-    assert (args.beta, args.per_device_train_batch_size, args.learning_rate) == (5.0, 8, 3e-5)
+    assert (args.beta, args.per_device_train_batch_size, args.learning_rate) == (0.5, 8, 3e-5)
     json_file = tmp_path / "run.json"
     json_file.write_text(json.dumps({"task_name": "RTE", "regularization": "ls", "alpha": 0.2, "do_eval": True}))
     model_args, data_args, args = build_arguments(read_arguments([str(json_file)]))
@@ -285,6 +321,36 @@ def test_kd_caches_teacher_logits_and_reuses_them(
     assert len(forward_calls) == 1
     first, second = (json.loads((tmp_path / run / "train_results.json").read_text()) for run in ("first", "second"))
     assert first["train_loss"] == pytest.approx(second["train_loss"])
+
+
+def test_kd_from_a_teacher_logits_file_with_the_teacher_gone(
+    student: Path, shared_glue_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The file's logits train the same student as the teacher itself; a file for other data is refused in one line."""
+    teacher = save_tiny_teacher(tmp_path / "teacher", ["not_entailment", "entailment"])
+    logits_file = tmp_path / "rte_teacher.safetensors"
+    teacher_flags = ["--task_name", "rte", "--data_dir", shared_glue_data, "--teacher_name_or_path", teacher]
+    teacher_flags += ["--max_seq_length", "48"]  # as run_flags: the same logits as the in-run cache
+    assert teacher_logits_main([str(flag) for flag in [*teacher_flags, "--output_file", logits_file]]) == 0
+    flags = ["--data_dir", shared_glue_data, "--do_train", "--max_train_samples", "48", "--regularization", "kd"]
+    flags += ["--alpha", "0.5", "--temperature", "2"]
+    assert main(run_flags(student, tmp_path / "online_cache", "rte", *flags, "--teacher_name_or_path", teacher)) == 0
+    shutil.rmtree(teacher)
+    assert main(run_flags(student, tmp_path / "from_file", "rte", *flags, "--teacher_logits", logits_file)) == 0
+    from_teacher, from_file = (
+        json.loads((tmp_path / run / "train_results.json").read_text()) for run in ("online_cache", "from_file")
+    )
+    assert from_file["train_loss"] == pytest.approx(from_teacher["train_loss"], rel=1e-5)
+    capsys.readouterr()
+    # Made for RTE's training split: refused for MRPC (another task), and beside --teacher_name_or_path.
+    assert main(run_flags(student, tmp_path / "mrpc", "mrpc", *flags, "--teacher_logits", logits_file)) == 2
+    assert "another task" in capsys.readouterr().err
+    both = [*flags, "--teacher_logits", logits_file, "--teacher_name_or_path", teacher]
+    assert main(run_flags(student, tmp_path / "both", "rte", *both)) == 2
+    assert "not both" in capsys.readouterr().err
+    no_kd = ["--data_dir", shared_glue_data, "--do_train", "--regularization", "ls", "--teacher_logits", logits_file]
+    assert main(run_flags(student, tmp_path / "ls", "rte", *no_kd)) == 2
+    assert "--teacher_logits is used only by --regularization kd" in capsys.readouterr().err
 
 
 def test_mnli_evaluates_both_dev_sets_and_skips_incomplete_files(

@@ -72,3 +72,15 @@ def test_cs_kd_refuses_batch_rebalance_sampling(tmp_path):
         PseudoKDTrainingArguments(
             output_dir=str(tmp_path), regularization="cs_kd", train_sampling_strategy="batch_rebalance"
         )
+
+
+def test_pseudo_kd_temperature_sets_beta_and_a_contradicting_beta_is_refused(tmp_path) -> None:
+    args = PseudoKDTrainingArguments(output_dir=str(tmp_path), alpha=0.1, pseudo_kd_temperature=2.0)
+    assert args.beta == pytest.approx(0.2)
+    # The same pair again (e.g. arguments saved and read back) is consistent, not a contradiction.
+    again = PseudoKDTrainingArguments(output_dir=str(tmp_path), alpha=0.1, beta=args.beta, pseudo_kd_temperature=2.0)
+    assert again.beta == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="pseudo_kd_temperature or beta, not both"):
+        PseudoKDTrainingArguments(output_dir=str(tmp_path), alpha=0.1, beta=0.7, pseudo_kd_temperature=2.0)
+    with pytest.raises(ValueError, match="use alpha > 0"):
+        PseudoKDTrainingArguments(output_dir=str(tmp_path), alpha=0.0, pseudo_kd_temperature=2.0)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from accelerate.commands.launch import launch_command_parser
 from torch.distributed.run import get_args_parser as torchrun_parser
-from transformers import TrainingArguments
+from transformers import HfArgumentParser, TrainingArguments
 
 import pseudo_kd_hf
 from pseudo_kd_hf import PseudoKDTrainer, PseudoKDTrainingArguments
@@ -19,6 +19,7 @@ from pseudo_kd_hf.arguments import ARGUMENT_CLASSES, apply_preset, build_argumen
 from pseudo_kd_hf.glue.submission import validate_submission, write_leaderboard_file
 from pseudo_kd_hf.glue.tasks import get_task
 from pseudo_kd_hf.suite import submit_main
+from pseudo_kd_hf.teacher_file import TeacherLogitsArguments
 from tests.helpers.glue_models import save_tiny_student
 from tests.helpers.tiny import tiny_bert, tiny_dataset
 
@@ -29,6 +30,7 @@ DEMO_DATA = Path(pseudo_kd_hf.__file__).resolve().parent / "demo_data"
 CODE_BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 GLUE_COMMANDS = (["pseudo-kd-glue"], ["python", "scripts/run_glue.py"])
 SUBMIT_COMMANDS = (["pseudo-kd-glue-submit"], ["python", "scripts/submit_glue.py"])
+TEACHER_LOGITS_COMMANDS = (["pseudo-kd-glue-teacher-logits"], ["python", "scripts/teacher_logits.py"])
 
 
 def code_blocks(language: str) -> list[str]:
@@ -111,6 +113,9 @@ def test_every_readme_command_parses_or_runs(tmp_path: Path, monkeypatch: pytest
             check_launcher(argv)
         elif (rest := without_prefix(argv, SUBMIT_COMMANDS)) is not None:
             check_submit(rest, folder, monkeypatch)
+        elif (rest := without_prefix(argv, TEACHER_LOGITS_COMMANDS)) is not None:
+            monkeypatch.chdir(folder)  # its --output_file must not exist yet
+            HfArgumentParser(TeacherLogitsArguments).parse_args_into_dataclasses(rest)
         elif (rest := without_prefix(argv, GLUE_COMMANDS)) is not None:
             if len(rest) == 1:  # a config file: the README's YAML block of that name
                 check_config_file(rest[0], folder, monkeypatch)
