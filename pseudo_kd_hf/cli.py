@@ -36,7 +36,7 @@ from transformers import (
 )
 from transformers.trainer_utils import get_last_checkpoint
 
-from .glue.data import load_glue_task
+from .glue.data import HELDOUT_SPLIT, heldout_split, load_glue_task
 from .glue.metrics import glue_compute_metrics_fn
 from .glue.submission import package_submission, validate_submission, write_leaderboard_file
 from .glue.tasks import AX_PREDICTED_BY, METRIC_KEYS, SUBMISSION_FILES, TASKS, GlueTask, PaperPreset, get_task
@@ -126,8 +126,21 @@ class DataTrainingArguments:
         default=False,
         metadata={"help": "Train into a non-empty --output_dir from scratch instead of refusing (or resuming)."},
     )
+    heldout_fraction: float | None = field(
+        default=None,
+        metadata={
+            "help": "For selecting settings: hold out this share of the training set (stratified), train on the "
+            "rest and evaluate on it instead of the dev set (no --do_predict)."
+        },
+    )
+    heldout_seed: int = field(
+        default=0,
+        metadata={"help": "Seed of the held-out draw, apart from --seed so every trial of a sweep sees one split."},
+    )
 
     def __post_init__(self) -> None:
+        if self.heldout_fraction is not None and not 0.0 < self.heldout_fraction < 1.0:
+            raise ValueError(f"--heldout_fraction must be in (0, 1), got {self.heldout_fraction}.")
         if self.task_name is None:
             raise ValueError(f"--task_name is required: one of {', '.join(t.name for t in SUITE_TASKS)}, {ALL_TASKS}.")
         if self.task_name.lower() == ALL_TASKS:
@@ -169,18 +182,20 @@ def _bad_input_is_usage_error(function: _F) -> _F:
 
 @_bad_input_is_usage_error
 def read_arguments(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """The arguments the user set, by field name: from the command line, or from one .json/.yaml/.yml file.
+    """The arguments the user set, by field name: from the command line, from one .json/.yaml/.yml file, or from
+    such a file followed by flags that override it (`pseudo-kd-glue best.yaml --do_predict --output_dir runs/x`).
 
     Only what was set is returned (not the defaults), so `--preset paper` can fill in exactly the rest.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = HfArgumentParser(ARGUMENT_CLASSES)
-    if len(argv) == 1 and argv[0].endswith(CONFIG_SUFFIXES):
-        return _read_config_file(parser, Path(argv[0]))
+    from_file: dict[str, Any] = {}
+    if argv and argv[0].endswith(CONFIG_SUFFIXES):
+        from_file, argv = _read_config_file(parser, Path(argv[0])), argv[1:]
     parser.parse_args(argv)  # --help, unknown flags and malformed values end here, reported by argparse
     for action in parser._actions:
         action.default = argparse.SUPPRESS  # now the namespace holds only the flags present in argv
-    return vars(parser.parse_args(argv))
+    return {**from_file, **vars(parser.parse_args(argv))}
 
 
 def _read_config_file(parser: HfArgumentParser, path: Path) -> dict[str, Any]:
@@ -290,15 +305,22 @@ def prepare_task(values: dict[str, Any]) -> PreparedTask:
         values = apply_preset(values, task)
     model_args, data_args, training_args = build_arguments(values)
     _check_stages(model_args, training_args)
+    if data_args.heldout_fraction is not None and training_args.do_predict:
+        raise ValueError(
+            "--heldout_fraction trains on part of the training set, to select settings: drop --do_predict, and "
+            "predict with the chosen settings in a run without --heldout_fraction."
+        )
     for flag in ("model_name_or_path", "config_name", "tokenizer_name", "teacher_name_or_path"):
         _check_local_path(f"--{flag}", getattr(model_args, flag))
     last_checkpoint = _last_checkpoint(training_args, data_args.overwrite_output_dir)
     set_seed(training_args.seed)
 
     raw_datasets = load_glue_task(task.name, data_args.data_dir)
+    heldout = data_args.heldout_fraction is not None  # selection: evaluate on a part of train, never on dev
+    eval_splits = (HELDOUT_SPLIT,) if heldout else task.validation_splits
     needed = {
-        "train": training_args.do_train,
-        **dict.fromkeys(task.validation_splits, training_args.do_eval),
+        "train": training_args.do_train or heldout,
+        **dict.fromkeys(() if heldout else task.validation_splits, training_args.do_eval),
         **dict.fromkeys(task.test_splits, training_args.do_predict),
     }
     missing = [split for split, wanted in needed.items() if wanted and split not in raw_datasets]
@@ -306,6 +328,10 @@ def prepare_task(values: dict[str, Any]) -> PreparedTask:
         raise ValueError(
             f"{task.name} has no {', '.join(missing)} split ({', '.join(task.files[split] for split in missing)} in "
             f"{task.folder}/): add the files, or drop the --do_train/--do_eval/--do_predict stage that needs them."
+        )
+    if heldout:
+        raw_datasets["train"], raw_datasets[HELDOUT_SPLIT] = heldout_split(
+            raw_datasets["train"], data_args.heldout_fraction, data_args.heldout_seed, task.is_regression
         )
 
     hub_kwargs = {
@@ -396,7 +422,7 @@ def prepare_task(values: dict[str, Any]) -> PreparedTask:
     eval_datasets = {}
     if training_args.do_eval:
         eval_datasets = {
-            split: tokenize(_first(raw_datasets[split], data_args.max_eval_samples)) for split in task.validation_splits
+            split: tokenize(_first(raw_datasets[split], data_args.max_eval_samples)) for split in eval_splits
         }
     predict_datasets = {}
     if training_args.do_predict:
@@ -417,7 +443,7 @@ def prepare_task(values: dict[str, Any]) -> PreparedTask:
         model=model,
         args=training_args,
         train_dataset=train_dataset,
-        eval_dataset=eval_datasets.get(task.validation_splits[0]),  # for --eval_strategy during training
+        eval_dataset=eval_datasets.get(eval_splits[0]),  # for --eval_strategy during training
         processing_class=tokenizer,
         data_collator=data_collator,
         compute_metrics=glue_compute_metrics_fn(task.name),
@@ -450,6 +476,8 @@ def run_task(run: PreparedTask) -> dict[str, float]:
             split_metrics = {**trainer.evaluate(eval_dataset=dataset), "eval_samples": len(dataset)}
             suffix = EVAL_SUFFIXES.get(split, "")
             metrics.update({key + suffix: value for key, value in split_metrics.items()})
+        if HELDOUT_SPLIT in run.eval_datasets:
+            metrics["eval_split"] = HELDOUT_SPLIT  # the eval_ metrics are on held-out training data, not dev
         trainer.log_metrics("eval", metrics)
         trainer.save_metrics("eval", metrics, combined=False)
         results.update(metrics)
