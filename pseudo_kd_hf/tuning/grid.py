@@ -63,16 +63,19 @@ class GridStudy:
         return {self.point_of(trial): trial.user_attrs[RESULT] for trial in self.trials(TrialState.COMPLETE)}
 
     def run_next(self, run: Callable[[dict[str, Any]], dict[str, Any] | None], retried: set) -> FrozenTrial | None:
-        """Run one pending point and return its trial (None: no point left for this worker). A failed run marks its
-        trial FAIL, with the error in the user attribute `error`; it is not raised."""
+        """Queue one pending point and run the study's oldest queued trial (usually that point); return the trial
+        (None: no point left for this worker). A failed run marks its trial FAIL, with the error in the user
+        attribute `error`; it is not raised."""
         pending, tried = self.pending()
         pending = [point for point in pending if (self.name, point) not in retried]
-        if not pending:
+        if pending:
+            point = ([point for point in pending if point not in tried] or pending)[0]  # untried points first
+            if point in tried:
+                retried.add((self.name, point))
+            self.study.enqueue_trial(dict(zip(self.grid, point, strict=True)))
+        elif not self.trials(TrialState.WAITING):
             return None
-        point = pending[0]
-        if point in tried:
-            retried.add((self.name, point))
-        self.study.enqueue_trial(dict(zip(self.grid, point, strict=True)))
+        # else: a point queued by a worker that died before running it (or is about to): run it here
         ran: list[FrozenTrial] = []
         self.study.optimize(
             self._objective(run), n_trials=1, catch=(RuntimeError,), callbacks=[lambda _, trial: ran.append(trial)]
