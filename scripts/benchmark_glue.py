@@ -49,6 +49,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("cola", "mrpc", "rte", "stsb")
 METHODS = ("none", "ls", "pseudo_kd", "kd", *TEACHER_FREE_BASELINES)
 DEFAULT_SEEDS = (42, 43, 44)
+MACHINE_FLAGS = ("--use_cpu",)  # a run's result stands whatever machine ran it
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -203,12 +204,18 @@ def run_once(
     """
     name = name or f"{task}_{method}_seed{seed}"
     result_file = raw_path(args, name)
-    if result_file.is_file():
-        return json.loads(result_file.read_text(encoding="utf-8"))
-    if args.deadline is not None and time.monotonic() > args.deadline:
-        return None
     run_dir = run_path(args, task, name)
     argv = runner_argv(args, task, seed, settings, ["--regularization", method] if flags is None else flags, run_dir)
+    if result_file.is_file():
+        stored = json.loads(result_file.read_text(encoding="utf-8"))
+        if "argv" in stored and flag_values(stored["argv"]) != flag_values(portable_argv(args, argv)):
+            raise RuntimeError(
+                f"{result_file} holds a run of {name} with other flags than this one: pass another --output_dir "
+                "(a variant named like a method, or other settings, must not reuse that method's results)."
+            )
+        return stored
+    if args.deadline is not None and time.monotonic() > args.deadline:
+        return None
     print(f"[{time.strftime('%H:%M:%S')}] {name}: training", flush=True)
     start = time.perf_counter()
     if args.jobs == 1:
@@ -255,6 +262,16 @@ def run_once(
     result_file.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"[{time.strftime('%H:%M:%S')}] {name}: {primary} {result['score']:.2f} in {wall:.0f} s", flush=True)
     return result
+
+
+def flag_values(argv: list[str]) -> dict[str, str]:
+    """Flag -> value (the last one given; "" for a bare flag), without the flags that differ between machines."""
+    values = {}
+    for index, token in enumerate(argv):
+        if token.startswith("--") and token not in MACHINE_FLAGS:
+            following = argv[index + 1] if index + 1 < len(argv) else ""
+            values[token] = "" if following.startswith("--") else following
+    return values
 
 
 def flag_value(argv: list[str], flag: str) -> str:

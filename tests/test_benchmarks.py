@@ -411,3 +411,21 @@ def test_persistent_state_bytes_ps_kd_is_the_table(speed: ModuleType, tmp_path: 
     train = Dataset.from_dict({"idx": list(range(n)), "label": [i % k for i in range(n)]})
     trainer = tiny_trainer(tmp_path, "ps_kd", train)
     assert speed.persistent_state_bytes(trainer) == n * k * 4 + n * 8
+
+
+def test_run_once_refuses_a_stored_result_run_with_other_flags(
+    glue: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A variant named like a method (e.g. a tuned `none`) must not be served the old method's result."""
+    forbid_training(glue, monkeypatch)
+    args = runner_args(glue, tmp_path, None)
+    settings = {"learning_rate": 1e-4, "num_train_epochs": 3.0}
+    run_dir = glue.run_path(args, "rte", "rte_none_seed42")
+    argv = glue.runner_argv(args, "rte", 42, settings, ["--regularization", "none"], run_dir)
+    stored = {**run("rte", "none", 42, 60.0), "argv": [*glue.portable_argv(args, argv), "--use_cpu"]}
+    path = glue.raw_path(args, "rte_none_seed42")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(stored), encoding="utf-8")
+    assert glue.run_once(args, "rte", "none", 42, settings) == stored  # same flags (--use_cpu aside): read
+    with pytest.raises(RuntimeError, match="other flags"):
+        glue.run_once(args, "rte", "none", 42, settings, ["--regularization", "none", "--learning_rate", "3e-5"])
