@@ -64,6 +64,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, dict[str
         "--grace_period", type=int, default=GRACE_PERIOD_S, help="Seconds without heartbeat before a trial is failed."
     )
     parser.add_argument("--keep_weights", action="store_true", help="Keep each trial's model weights.")
+    parser.add_argument("--time_budget_s", type=float, help="Start no new trial after this many seconds.")
     parser.add_argument("--report_only", action="store_true", help="Only write best.yaml, trials.md and the plots.")
     args, runner_argv = parser.parse_known_args(argv)
     if args.n_trials < 0:
@@ -108,7 +109,8 @@ def run_sweep(args: argparse.Namespace, values: dict[str, Any]) -> optuna.Study:
     check_same_settings(study, shared, describe(space))
     if not args.report_only:
         objective = make_objective(study, task.primary_metric, space, shared, output_dir, args.keep_weights)
-        work(study, objective, args.n_trials)
+        deadline = None if args.time_budget_s is None else time.monotonic() + args.time_budget_s
+        work(study, objective, args.n_trials, deadline)
     report.write_report(study, output_dir, task, shared)
     return study
 
@@ -159,15 +161,17 @@ def make_objective(
     return objective
 
 
-def work(study: optuna.Study, objective, n_trials: int) -> None:
+def work(study: optuna.Study, objective, n_trials: int, deadline: float | None = None) -> None:
     """Run trials until the study holds `n_trials` finished ones (running ones elsewhere count, so many workers
-    stop together; two that ask at the same instant may overshoot by one each).
+    stop together; two that ask at the same instant may overshoot by one each), or `deadline` (monotonic) passed.
 
     Failed trials do not count; after `MAX_FAILURES_IN_A_ROW` of this worker's in a row, it stops with an error.
     """
     states: list[TrialState] = []  # of this worker's trials, in order
     failures = 0
     while count_states(study, TrialState.COMPLETE, TrialState.RUNNING) < n_trials:
+        if deadline is not None and time.monotonic() > deadline:
+            return
         study.optimize(
             objective, n_trials=1, catch=(TrialFailed,), callbacks=[lambda _, trial: states.append(trial.state)]
         )
