@@ -113,6 +113,7 @@ def test_tau_becomes_beta_and_best_yaml_keeps_runner_flags_only() -> None:
         value=0.7,
     )
     shared = {"task_name": "rte", "heldout_fraction": 0.1, "heldout_seed": 3, "do_train": True, "do_eval": True}
+    shared["max_eval_samples"] = 50  # capped the held-out part: the final run evaluates all of dev
     config = report.best_config(trial, shared)
     assert config == {"task_name": "rte", "do_train": True, "do_eval": True, "alpha": 0.2, "beta": pytest.approx(2.0)}
     built = cli.build_arguments(cli.read_arguments([]) | config)  # the runner accepts it as is
@@ -185,6 +186,16 @@ def test_a_stale_running_trial_is_marked_failed_at_startup(tmp_path: Path) -> No
     assert states == {orphan.number: TrialState.FAIL, alive.number: TrialState.RUNNING}
     assert "No finished trial yet" in (tmp_path / "trials.md").read_text()
     assert not (tmp_path / "best.yaml").exists()
+
+
+def test_no_trial_starts_after_the_time_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def run_runner(*_):  # pragma: no cover - the test fails if reached
+        pytest.fail("a trial started after the time budget")
+
+    monkeypatch.setattr(sweep, "run_runner", run_runner)
+    flags = ["--task_name", "rte", "--output_dir", str(tmp_path), "--n_trials", "3", "--time_budget_s", "0"]
+    assert sweep.main(flags) == 0
+    assert optuna.load_study(study_name="rte_pseudo_kd", storage=f"sqlite:///{tmp_path / 'study.db'}").trials == []
 
 
 @pytest.mark.slow

@@ -17,8 +17,9 @@ BEST_CONFIG = "best.yaml"
 TRIALS_TABLE = "trials.md"
 HISTORY_PLOT = "optimization_history.png"
 IMPORTANCE_PLOT = "param_importances.png"
-# Flags that only make sense while selecting: best.yaml trains on the whole training set and evaluates on dev.
-SELECTION_ONLY = ("heldout_fraction", "heldout_seed", "output_dir", "overwrite_output_dir")
+# Flags that only make sense while selecting: best.yaml trains on the whole training set and evaluates on the whole
+# dev set (`max_eval_samples` capped the held-out part).
+SELECTION_ONLY = ("heldout_fraction", "heldout_seed", "max_eval_samples", "output_dir", "overwrite_output_dir")
 
 
 def best_config(trial: FrozenTrial, shared: dict[str, Any]) -> dict[str, Any]:

@@ -34,7 +34,8 @@ TEACHER_FLAGS = ("--teacher_name_or_path", "--teacher_logits")
 # Set by the grid for every run (which run, where, how it logs): a config file's value for them is ignored.
 GRID_CONTROLLED = (
     "model_name_or_path", "task_name", "data_dir", "output_dir", "overwrite_output_dir", "seed", "do_train",
-    "do_eval", "do_predict", "max_train_samples", "save_strategy", "report_to", "log_level", "disable_tqdm", "use_cpu",
+    "do_eval", "do_predict", "max_train_samples", "max_eval_samples", "save_strategy", "report_to", "log_level",
+    "disable_tqdm", "use_cpu",
 )  # fmt: skip
 
 
