@@ -13,7 +13,6 @@ ends that trial, not the worker, and every trial starts with fresh memory and a 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -73,7 +72,7 @@ def count_states(study: optuna.Study, *states: optuna.trial.TrialState) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
 
 
-def run_runner(values: Mapping[str, Any], run_dir: Path, threads: int | None = None) -> dict[str, Any]:
+def run_runner(values: Mapping[str, Any], run_dir: Path) -> dict[str, Any]:
     """Run `pseudo-kd-glue` on `values` (flag name -> value, `output_dir` = `run_dir`) in a fresh process.
 
     The values go through a config file, `run_dir/trial.yaml` (a record of the run); the output to
@@ -83,13 +82,10 @@ def run_runner(values: Mapping[str, Any], run_dir: Path, threads: int | None = N
     run_dir.mkdir(parents=True, exist_ok=True)
     config = run_dir / TRIAL_CONFIG
     config.write_text(yaml.safe_dump({**values, "output_dir": str(run_dir)}, sort_keys=False), encoding="utf-8")
-    env = dict(os.environ)
-    if threads:
-        env["OMP_NUM_THREADS"] = str(threads)
     log = run_dir / TRIAL_LOG
     with open(log, "w", encoding="utf-8") as stream:
         command = [sys.executable, "-m", "pseudo_kd_hf", str(config)]
-        code = subprocess.run(command, env=env, stdout=stream, stderr=subprocess.STDOUT, check=False).returncode
+        code = subprocess.run(command, stdout=stream, stderr=subprocess.STDOUT, check=False).returncode
     if code == 2:
         errors = [line for line in log.read_text(encoding="utf-8").splitlines() if line.startswith("error: ")]
         raise UsageError((errors[-1] if errors else f"the runner refused {config}").removeprefix("error: "))

@@ -107,11 +107,13 @@ def run_sweep(args: argparse.Namespace, values: dict[str, Any]) -> optuna.Study:
         args.study_name or f"{task.name}_{regularization}",
     )
     check_same_settings(study, shared, describe(space))
-    if not args.report_only:
-        objective = make_objective(study, task.primary_metric, space, shared, output_dir, args.keep_weights)
-        deadline = None if args.time_budget_s is None else time.monotonic() + args.time_budget_s
-        work(study, objective, args.n_trials, deadline)
-    report.write_report(study, output_dir, task, shared)
+    try:
+        if not args.report_only:
+            objective = make_objective(task.primary_metric, space, shared, output_dir, args.keep_weights)
+            deadline = None if args.time_budget_s is None else time.monotonic() + args.time_budget_s
+            work(study, objective, args.n_trials, deadline)
+    finally:  # the reports also when a trial refused its input or too many failed
+        report.write_report(study, output_dir, task, shared)
     return study
 
 
@@ -135,14 +137,9 @@ def check_same_settings(study: optuna.Study, shared: dict[str, Any], space: dict
         )
 
 
-def make_objective(
-    study: optuna.Study,
-    primary_metric: str,
-    space: dict,
-    shared: dict[str, Any],
-    output_dir: Path,
-    keep_weights: bool,
-):
+def make_objective(primary_metric: str, space: dict, shared: dict[str, Any], output_dir: Path, keep_weights: bool):
+    """One trial: the searched values on top of the shared flags, run by the runner in `trials/trial_NNNN/`, scored
+    by the task's primary metric on the held-out part."""
     trial_values = {**TRIAL_DEFAULTS, **shared, "overwrite_output_dir": True}
 
     def objective(trial: optuna.Trial) -> float:
