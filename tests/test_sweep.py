@@ -170,6 +170,7 @@ def test_sweep_refuses_bad_flags_with_one_line(tmp_path: Path, capsys) -> None:
         assert match in error_line(capsys), flags
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # the test's ask() stands in for a worker's trial
 def test_a_stale_running_trial_is_marked_failed_at_startup(tmp_path: Path) -> None:
     """A worker killed mid-trial leaves it RUNNING; once its heartbeat is older than the grace period, the next
     sweep marks it FAIL (recorded, not lost, not counted as finished)."""

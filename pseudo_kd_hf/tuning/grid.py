@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -29,7 +30,9 @@ POLL_S = 10.0
 class _QueuedGrid(GridSampler):
     """GridSampler over points the worker queues itself; it does not stop the study (the worker decides that)."""
 
-    def after_trial(self, study, trial, state, values) -> None:  # noqa: ANN001 - Optuna's signature
+    def after_trial(
+        self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
+    ) -> None:
         return None
 
 
@@ -106,7 +109,9 @@ class GridStudy:
         """Until no trial of the study runs anywhere (a dead worker's trial is failed after its grace period)."""
         while self.trials(TrialState.RUNNING, TrialState.WAITING):
             time.sleep(POLL_S)
-            fail_stale_trials(self.study)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                fail_stale_trials(self.study)
 
 
 def work(runs: dict[GridStudy, Callable], deadline: float | None) -> list[str]:
