@@ -98,7 +98,7 @@ teachers() {  # KD's teachers: MiniLM fine-tuned with none on the sweeps' 90 %, 
   for task in "${TUNE_TASK_LIST[@]}"; do
     [ -f "/tmp/teachers/$task/model.safetensors" ] && continue
     python3 -m pseudo_kd_hf --task_name "$task" "${TUNE_FLAGS[@]}" --regularization none --learning_rate 1e-4 \
-      --heldout_fraction 0.1 --do_train --do_eval --save_strategy no --report_to none \
+      --heldout_fraction 0.1 --do_train --do_eval --save_strategy no --report_to none --overwrite_output_dir \
       --output_dir "/tmp/teachers/$task" >"$OUT/teacher_$task.log" 2>&1 &
   done
   wait
@@ -110,7 +110,7 @@ sweep() {  # sweep TASK METHOD [FLAGS...]: one study; KD distils the task's teac
   local teacher=()
   [ "$method" = kd ] && teacher=(--teacher_name_or_path "/tmp/teachers/$task")
   python3 -m pseudo_kd_hf.tuning.sweep --task_name "$task" --regularization "$method" "${TUNE_FLAGS[@]}" \
-    "${teacher[@]}" --heldout_fraction 0.1 --output_dir "/tmp/sweeps/$task/$method" "$@"
+    ${teacher[@]+"${teacher[@]}"} --heldout_fraction 0.1 --output_dir "/tmp/sweeps/$task/$method" "$@"
 }
 
 tune_sweeps() {
@@ -126,7 +126,7 @@ tune_sweeps() {
   for task in "${TUNE_TASK_LIST[@]}"; do
     for method in "${TUNE_METHODS[@]}"; do  # the reports, also of a study the timeout stopped
       sweep "$task" "$method" --report_only >>"$OUT/sweep_${task}_$method.log" 2>&1 || true
-      tail -n 3 "/tmp/sweeps/$task/$method/trials.md"
+      tail -n 3 "/tmp/sweeps/$task/$method/trials.md" || true
     done
   done
   tar -czf "$OUT/sweeps.tar.gz" -C /tmp sweeps
