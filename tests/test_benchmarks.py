@@ -24,6 +24,11 @@ def glue() -> ModuleType:
 
 
 @pytest.fixture(scope="module")
+def report() -> ModuleType:
+    return load_script("benchmark_glue_report")
+
+
+@pytest.fixture(scope="module")
 def speed() -> ModuleType:
     return load_script("benchmark_speed")
 
@@ -60,8 +65,8 @@ def make_grid() -> list[dict]:
     ]
 
 
-def test_summarize_counts_only_the_seeds_where_every_method_finished(glue: ModuleType) -> None:
-    cola = glue.summarize(make_grid())["cola"]
+def test_summarize_counts_only_the_seeds_where_every_method_finished(report: ModuleType) -> None:
+    cola = report.summarize(make_grid())["cola"]
     assert set(cola) == {"none", "ls", "kd"}  # methods never run on the task are absent, not empty
     expected = {  # by hand, over seeds 42 and 43 only: mean, sample std, mean wall
         "none": (52.0, math.sqrt(8.0), 15.0),
@@ -78,8 +83,8 @@ def test_summarize_counts_only_the_seeds_where_every_method_finished(glue: Modul
         assert row["as_none"] is False, method
 
 
-def test_summarize_single_seed_has_zero_std(glue: ModuleType) -> None:
-    summary = glue.summarize([run("rte", "none", 42, 70.0), run("rte", "ls", 42, 71.0)])
+def test_summarize_single_seed_has_zero_std(report: ModuleType) -> None:
+    summary = report.summarize([run("rte", "none", 42, 70.0), run("rte", "ls", 42, 71.0)])
     assert summary["rte"]["ls"] == {
         "mean": 71.0,
         "std": 0.0,
@@ -93,8 +98,8 @@ def test_summarize_single_seed_has_zero_std(glue: ModuleType) -> None:
     assert "cola" not in summary and "stsb" not in summary
 
 
-def test_summarize_regression_shows_none_for_the_classification_only_methods(glue: ModuleType) -> None:
-    stsb = glue.summarize(make_grid())["stsb"]
+def test_summarize_regression_shows_none_for_the_classification_only_methods(report: ModuleType) -> None:
+    stsb = report.summarize(make_grid())["stsb"]
     assert set(stsb) == {"none", "kd", "ls"}  # ls ran on cola; the methods run nowhere are not shown
     assert stsb["ls"]["as_none"] is True
     assert stsb["ls"]["mean"] == pytest.approx(82.0)  # the none runs: 80, 84
@@ -113,44 +118,44 @@ def row(mean: float) -> dict:
     return {"mean": mean, "std": 0.0, "n": 1, "seeds": [42], "wall_s": 1.0, "as_none": False}
 
 
-def test_reported_methods_follow_methods_order(glue: ModuleType) -> None:
+def test_reported_methods_follow_methods_order(report: ModuleType) -> None:
     summary = {"cola": {"kd": row(1.0), "ls": row(2.0)}, "rte": {"beta_ls": row(3.0), "none": row(4.0)}}
-    assert glue.reported_methods(summary) == ["none", "ls", "kd", "beta_ls"]
-    assert glue.reported_methods({}) == []
-    assert glue.reported_methods(glue.summarize(make_grid())) == ["none", "ls", "kd"]
-    assert glue.reported_methods({"rte": {"zeta": row(1.0), "alpha_2": row(1.0), "ls": row(1.0)}}) == [
+    assert report.reported_methods(summary) == ["none", "ls", "kd", "beta_ls"]
+    assert report.reported_methods({}) == []
+    assert report.reported_methods(report.summarize(make_grid())) == ["none", "ls", "kd"]
+    assert report.reported_methods({"rte": {"zeta": row(1.0), "alpha_2": row(1.0), "ls": row(1.0)}}) == [
         "ls",
         "alpha_2",
         "zeta",
     ]  # other variants after the methods, by name
 
 
-def test_glue_average_over_tasks_where_every_reported_method_exists(glue: ModuleType) -> None:
+def test_glue_average_over_tasks_where_every_reported_method_exists(report: ModuleType) -> None:
     summary = {
         "cola": {"ls": row(40.0), "none": row(30.0)},
         "mrpc": {"none": row(80.0), "ls": row(90.0)},
         "rte": {"none": row(60.0)},  # no ls run: left out of the average
     }
-    average = glue.glue_average(summary)
+    average = report.glue_average(summary)
     assert average["tasks"] == ["cola", "mrpc"]
     assert average["none"] == pytest.approx(55.0)
     assert average["ls"] == pytest.approx(65.0)
     assert set(average) == {"tasks", "none", "ls"}
-    assert glue.glue_average({"cola": {"none": row(1.0)}, "rte": {"ls": row(2.0)}}) == {}
-    assert glue.glue_average({}) == {}
+    assert report.glue_average({"cola": {"none": row(1.0)}, "rte": {"ls": row(2.0)}}) == {}
+    assert report.glue_average({}) == {}
 
 
-def test_markdown_table(glue: ModuleType) -> None:
+def test_markdown_table(glue: ModuleType, report: ModuleType) -> None:
     args = glue.parse_args(["--max_train_samples", "64", "--alpha", "0.2", "--batch_size", "16"])
     grid = [*make_grid(), run("stsb", "pseudo_kd_tau", 42, 85.0), run("stsb", "pseudo_kd_tau", 43, 85.5)]
-    summary = glue.summarize(grid)
-    average = glue.glue_average(summary)
+    summary = report.summarize(grid)
+    average = report.glue_average(summary)
     assert average["tasks"] == ["stsb"]  # cola has no pseudo_kd_tau
     selection = [
         {"task": "cola", "learning_rate": 1e-4, "num_train_epochs": 3.0, "score": 51.5, "wall_s": 12.0},
         {"task": "cola", "learning_rate": 5e-5, "num_train_epochs": 3.0, "score": 49.25, "wall_s": 11.0},
     ]
-    text = glue.markdown_table(args, summary, average, grid, selection)
+    text = report.markdown_table(args, summary, average, grid, selection)
     lines = text.splitlines()
     methods = ["none", "ls", "kd", "pseudo_kd_tau"]  # the methods in METHODS order, then the other variants
     header = "| task | " + " | ".join(methods) + " |"
@@ -201,11 +206,11 @@ def test_markdown_table(glue: ModuleType) -> None:
     assert lines[-2:] == ["| cola | 5e-05 | 3 | 49.25 | 11 |", "| cola | 0.0001 | 3 | 51.50 | 12 |"]
 
 
-def test_markdown_table_without_incomplete_seeds_has_no_left_out_note(glue: ModuleType) -> None:
+def test_markdown_table_without_incomplete_seeds_has_no_left_out_note(glue: ModuleType, report: ModuleType) -> None:
     args = glue.parse_args(["--max_train_samples", "8"])
     grid = [run("rte", "none", 42, 60.0), run("rte", "ls", 42, 61.0)]
-    summary = glue.summarize(grid)
-    text = glue.markdown_table(args, summary, glue.glue_average(summary), grid, [])
+    summary = report.summarize(grid)
+    text = report.markdown_table(args, summary, report.glue_average(summary), grid, [])
     assert "Only seeds where every method finished are counted." in text.splitlines()
     assert "left out" not in text
     assert "†" not in text  # no regression task, so no footnote
