@@ -25,6 +25,7 @@ baselines) on the plain MSE there, so they are not run on it; the table shows th
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import subprocess
@@ -324,11 +325,16 @@ def choose_settings(args: argparse.Namespace, task: str, candidates: list[dict[s
     settings = {"learning_rate": best["learning_rate"], "num_train_epochs": best["num_train_epochs"]}
     teacher = run_path(args, task, best["name"])
     if kd_runs_pending(args, task) and not any(teacher.glob("*.safetensors")):
-        # A sitting on another machine has the selection's results but not its weights: train the teacher again.
-        print(f"{best['name']}: the KD teacher's weights are not in {teacher.parent}; training it again", flush=True)
-        raw_path(args, best["name"]).unlink(missing_ok=True)
-        if run_once(args, task, "none", args.select_seed, settings, None, best["name"], True) is None:
-            return None
+        # Another machine ran the selection: its results are here, not its weights. Train the teacher again, in one
+        # of this machine's workers (the others wait for it).
+        teacher.parent.mkdir(parents=True, exist_ok=True)
+        with open(teacher.parent / f"{best['name']}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not any(teacher.glob("*.safetensors")):
+                print(f"{best['name']}: the KD teacher's weights are not in {teacher.parent}; training it again", flush=True)
+                raw_path(args, best["name"]).unlink(missing_ok=True)
+                if run_once(args, task, "none", args.select_seed, settings, None, best["name"], True) is None:
+                    return None
     return {**settings, "teacher": str(teacher)}
 
 
