@@ -331,7 +331,7 @@ def choose_settings(args: argparse.Namespace, task: str, candidates: list[dict[s
         with open(teacher.parent / f"{best['name']}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not any(teacher.glob("*.safetensors")):
-                print(f"{best['name']}: the KD teacher's weights are not in {teacher.parent}; training it again", flush=True)
+                print(f"{best['name']}: no KD teacher weights in {teacher.parent}; training it again", flush=True)
                 raw_path(args, best["name"]).unlink(missing_ok=True)
                 if run_once(args, task, "none", args.select_seed, settings, None, best["name"], True) is None:
                     return None
