@@ -66,6 +66,7 @@ def test_default_space_per_method_less_the_fixed_flags() -> None:
     assert set(space.default_space("pseudo_kd", {})) == {"learning_rate", "alpha", "tau"}
     assert set(space.default_space("kd", {"learning_rate": 1e-4})) == {"alpha", "temperature"}
     assert set(space.default_space("pseudo_kd", {"beta": 2.0})) == {"learning_rate", "alpha"}  # beta fixes tau
+    assert set(space.default_space("pseudo_kd", {"pseudo_kd_temperature": 2.0})) == {"learning_rate", "alpha"}
     assert all(set(space.default_space(method, {})) >= {"learning_rate"} for method in space.METHOD_SPACES)
 
 

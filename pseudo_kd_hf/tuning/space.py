@@ -50,7 +50,7 @@ RUNNER_FIELDS = {field.name: field for cls in ARGUMENT_CLASSES for field in data
 def default_space(regularization: str, fixed: Mapping[str, Any]) -> dict[str, BaseDistribution]:
     """The learning rate and the method's own settings, less whatever the user fixed with a runner flag."""
     space = {"learning_rate": LEARNING_RATE, **METHOD_SPACES.get(regularization, {})}
-    if "beta" in fixed:  # a fixed beta fixes the temperature's numerator: search alpha alone
+    if {"beta", "pseudo_kd_temperature"} & set(fixed):  # the user fixed Pseudo-KD's temperature: search alpha alone
         space.pop(TAU, None)
     return {name: distribution for name, distribution in space.items() if name not in fixed}
 
