@@ -215,7 +215,8 @@ def test_sweep_runs_continues_and_writes_best_yaml(student: Path, rte_without_de
         assert config["heldout_fraction"] == 0.1 and config["overwrite_output_dir"] is True
         assert config["beta"] == pytest.approx(trial.params["alpha"] * trial.params["tau"])
         assert json.loads((run_dir / "all_results.json").read_text())["eval_split"] == "heldout"
-        assert not list(run_dir.glob("*.safetensors"))  # weights removed after scoring
+        assert not list(run_dir.glob("*.safetensors")) and not (run_dir / "tokenizer.json").exists()  # record only
+        assert (run_dir / "runner.log").is_file() and (run_dir / "trainer_state.json").is_file()
 
     assert sweep.main([*flags, "--n_trials", "3"]) == 0  # continues: one more trial, not three
     study = optuna.load_study(study_name="rte_pseudo_kd", storage=url)

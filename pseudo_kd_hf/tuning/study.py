@@ -33,6 +33,7 @@ GRACE_PERIOD_S = 180
 STORAGE_ATTEMPTS = 3
 TRIAL_CONFIG = "trial.yaml"
 TRIAL_LOG = "runner.log"
+TRIAL_RECORDS = (TRIAL_CONFIG, TRIAL_LOG, ALL_RESULTS, "train_results.json", "eval_results.json", "trainer_state.json")
 
 
 class TrialFailed(RuntimeError):
@@ -94,7 +95,9 @@ def run_runner(values: Mapping[str, Any], run_dir: Path) -> dict[str, Any]:
     return json.loads((run_dir / ALL_RESULTS).read_text(encoding="utf-8"))
 
 
-def remove_weights(run_dir: Path) -> None:
-    """A finished trial's weights are not needed to compare settings (and a sweep's add up to gigabytes)."""
-    for weights in run_dir.glob("*.safetensors"):
-        weights.unlink()
+def keep_records_only(run_dir: Path) -> None:
+    """Leave a finished trial's folder with its record (config, log, results, trainer state): its model, tokenizer
+    and training arguments are not needed to compare settings, and a sweep's add up to gigabytes."""
+    for path in run_dir.iterdir():
+        if path.is_file() and path.name not in TRIAL_RECORDS:
+            path.unlink()

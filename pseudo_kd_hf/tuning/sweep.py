@@ -32,9 +32,9 @@ from .study import (
     HEARTBEAT_INTERVAL_S,
     TrialFailed,
     count_states,
+    keep_records_only,
     load_study,
     open_storage,
-    remove_weights,
     run_runner,
 )
 
@@ -63,7 +63,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, dict[str
     parser.add_argument(
         "--grace_period", type=int, default=GRACE_PERIOD_S, help="Seconds without heartbeat before a trial is failed."
     )
-    parser.add_argument("--keep_weights", action="store_true", help="Keep each trial's model weights.")
+    parser.add_argument("--keep_weights", action="store_true", help="Keep each trial's model, not only its record.")
     parser.add_argument("--time_budget_s", type=float, help="Start no new trial after this many seconds.")
     parser.add_argument("--report_only", action="store_true", help="Only write best.yaml, trials.md and the plots.")
     args, runner_argv = parser.parse_known_args(argv)
@@ -152,7 +152,7 @@ def make_objective(primary_metric: str, space: dict, shared: dict[str, Any], out
         if results.get("eval_split") != HELDOUT_SPLIT:
             raise RuntimeError(f"{run_dir}: the runner did not evaluate on the held-out split.")
         if not keep_weights:
-            remove_weights(run_dir)
+            keep_records_only(run_dir)
         return results[f"eval_{primary_metric}"]
 
     return objective
