@@ -52,7 +52,7 @@ benchmark-speed: venv
 	$(BIN)/python scripts/benchmark_speed.py $(SPEED_ARGS)
 
 benchmark-glue: venv
-	$(BIN)/pip install -e ".[offline,plot]"
+	$(BIN)/pip install -e ".[offline,sweep]"
 	$(BIN)/python scripts/benchmark_glue.py $(GLUE_ARGS)
 
 teacher: $(BIN)/python

@@ -125,7 +125,21 @@ class DataTrainingArguments:
         metadata={"help": "Train into a non-empty --output_dir from scratch instead of refusing (or resuming)."},
     )
 
+    heldout_fraction: float | None = field(
+        default=None,
+        metadata={
+            "help": "For selecting settings: hold out this share of the training set (stratified), train on the "
+            "rest and evaluate on it instead of the dev set (no --do_predict)."
+        },
+    )
+    heldout_seed: int = field(
+        default=0,
+        metadata={"help": "Seed of the held-out draw, apart from --seed so every trial of a sweep sees one split."},
+    )
+
     def __post_init__(self) -> None:
+        if self.heldout_fraction is not None and not 0.0 < self.heldout_fraction < 1.0:
+            raise ValueError(f"--heldout_fraction must be in (0, 1), got {self.heldout_fraction}.")
         self.task_name = suite_task_name(self.task_name)
         if self.preset is not None and self.preset not in PRESETS:
             raise ValueError(f"--preset {self.preset!r} is unknown: choose one of {', '.join(PRESETS)}.")
@@ -191,18 +205,20 @@ _UNSET = object()  # a field argparse did not set: absent from argv
 
 @bad_input_is_usage_error
 def read_arguments(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """The arguments the user set, by field name: from the command line, or from one .json/.yaml/.yml file.
+    """The arguments the user set, by field name: from the command line, from one .json/.yaml/.yml file, or from
+    such a file followed by flags that override it (`pseudo-kd-glue best.yaml --do_predict --output_dir runs/x`).
 
     Only what was set is returned (not the defaults), so `--preset paper` can fill in exactly the rest. argv is
     parsed once: every field starts out unset in the namespace, which keeps argparse from writing its defaults.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     field_types = _field_types()
-    if len(argv) == 1 and argv[0].endswith(CONFIG_SUFFIXES):
-        return _read_config_file(Path(argv[0]), field_types)
+    from_file: dict[str, Any] = {}
+    if argv and argv[0].endswith(CONFIG_SUFFIXES):  # a config file, then flags that override its values
+        from_file, argv = _read_config_file(Path(argv[0]), field_types), argv[1:]
     unset = argparse.Namespace(**dict.fromkeys(field_types, _UNSET))
     namespace = HfArgumentParser(ARGUMENT_CLASSES).parse_args(argv, namespace=unset)  # --help, bad flags end here
-    return {name: value for name, value in vars(namespace).items() if value is not _UNSET}
+    return {**from_file, **{name: value for name, value in vars(namespace).items() if value is not _UNSET}}
 
 
 def _read_config_file(path: Path, field_types: dict[str, Any]) -> dict[str, Any]:

@@ -42,7 +42,7 @@ from .arguments import (
     task_arguments,
 )
 from .config import PseudoKDTrainingArguments
-from .glue.data import load_glue_task
+from .glue.data import HELDOUT_SPLIT, heldout_split, load_glue_task
 from .glue.metrics import glue_compute_metrics_fn
 from .glue.tasks import AX_PREDICTED_BY, GlueTask, get_task
 from .regularizers import get_regularizer, registered_regularizers
@@ -116,6 +116,11 @@ def prepare_task(
     """Checks -> seed -> data -> student -> teacher logits -> tokenisation -> `PseudoKDTrainer`."""
     task = get_task(data_args.task_name)
     _check_stages(model_args, training_args)
+    if data_args.heldout_fraction is not None and training_args.do_predict:
+        raise ValueError(
+            "--heldout_fraction trains on part of the training set, to select settings: drop --do_predict, and "
+            "predict with the chosen settings in a run without --heldout_fraction."
+        )
     for flag in ("model_name_or_path", "config_name", "tokenizer_name", "teacher_name_or_path"):
         _check_local_path(f"--{flag}", getattr(model_args, flag))
     last_checkpoint = _last_checkpoint(training_args, data_args.overwrite_output_dir)
@@ -134,7 +139,7 @@ def prepare_task(
                 task_name=task.name,
                 label_names=task.label_names,
                 text_columns=task.text_columns,
-                allow_subset=data_args.max_train_samples is not None,
+                allow_subset=data_args.max_train_samples is not None or data_args.heldout_fraction is not None,
             )
         elif model_args.teacher_name_or_path is not None:
             train_dataset, online_teacher = attach_teacher(
@@ -148,7 +153,8 @@ def prepare_task(
     eval_datasets = {}
     if training_args.do_eval:
         eval_datasets = {
-            split: tokenize(_first(raw_datasets[split], data_args.max_eval_samples)) for split in task.validation_splits
+            split: tokenize(_first(raw_datasets[split], data_args.max_eval_samples))
+            for split in eval_split_names(task, data_args)
         }
     predict_datasets = {}
     if training_args.do_predict:
@@ -170,9 +176,10 @@ def load_splits(
 ) -> DatasetDict:
     """The task's splits, checking that every split the requested stages need is there."""
     raw_datasets = load_glue_task(task.name, data_args.data_dir)
+    heldout = data_args.heldout_fraction is not None  # selection: evaluate on a part of train, never on dev
     needed = {
-        "train": training_args.do_train,
-        **dict.fromkeys(task.validation_splits, training_args.do_eval),
+        "train": training_args.do_train or heldout,
+        **dict.fromkeys(() if heldout else task.validation_splits, training_args.do_eval),
         **dict.fromkeys(task.test_splits, training_args.do_predict),
     }
     missing = [split for split, wanted in needed.items() if wanted and split not in raw_datasets]
@@ -181,7 +188,16 @@ def load_splits(
             f"{task.name} has no {', '.join(missing)} split ({', '.join(task.files[split] for split in missing)} in "
             f"{task.folder}/): add the files, or drop the --do_train/--do_eval/--do_predict stage that needs them."
         )
+    if heldout:
+        raw_datasets["train"], raw_datasets[HELDOUT_SPLIT] = heldout_split(
+            raw_datasets["train"], data_args.heldout_fraction, data_args.heldout_seed, task.is_regression
+        )
     return raw_datasets
+
+
+def eval_split_names(task: GlueTask, data_args: DataTrainingArguments) -> tuple[str, ...]:
+    """The dev set(s), or with --heldout_fraction the held-out part of the training set (selection never sees dev)."""
+    return (HELDOUT_SPLIT,) if data_args.heldout_fraction is not None else task.validation_splits
 
 
 def _hub_kwargs(model_args: ModelArguments) -> dict[str, Any]:
@@ -309,7 +325,7 @@ def build_trainer(
         model=model,
         args=training_args,
         train_dataset=train_dataset,
-        eval_dataset=eval_datasets.get(task.validation_splits[0]),  # for --eval_strategy during training
+        eval_dataset=eval_datasets.get(eval_split_names(task, data_args)[0]),  # for --eval_strategy in training
         processing_class=tokenizer,
         data_collator=data_collator,
         compute_metrics=glue_compute_metrics_fn(task.name),
@@ -341,6 +357,8 @@ def run_task(run: PreparedTask) -> dict[str, float]:
             split_metrics = {**trainer.evaluate(eval_dataset=dataset), "eval_samples": len(dataset)}
             suffix = EVAL_SUFFIXES.get(split, "")
             metrics.update({key + suffix: value for key, value in split_metrics.items()})
+        if HELDOUT_SPLIT in run.eval_datasets:
+            metrics["eval_split"] = HELDOUT_SPLIT  # the eval_ metrics are on held-out training data, not dev
         trainer.log_metrics("eval", metrics)
         trainer.save_metrics("eval", metrics, combined=False)
         results.update(metrics)

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # The benchmarks' GPU sitting, for a machine with a CUDA GPU and no network (as the project's lent H100/H200).
 #
-#   scripts/benchmark_gpu.sh prepare   # here, with network: fill .device_carry/ (git-ignored, about 51 MB)
-#   scripts/benchmark_gpu.sh run       # there, from the repository root, with .device_carry/ carried along
-#   scripts/benchmark_gpu.sh step      # there: only plain Trainer vs --fast_step (scripts/benchmark_gpu_step.py)
+#   scripts/benchmark_gpu.sh prepare      # here, with network: fill .device_carry/ (git-ignored, about 61 MB)
+#   scripts/benchmark_gpu.sh run          # there, from the repository root, with .device_carry/ carried along
+#   scripts/benchmark_gpu.sh tune         # there: held-out sweeps per (task, method), then the tuned seed grid
+#   scripts/benchmark_gpu.sh tune-sweeps  # there: the sweeps alone ($OUT/sweeps.tar.gz, to carry to a next sitting)
+#   scripts/benchmark_gpu.sh tune-grid    # there: the tuned seed grid from the sweeps in $SWEEPS (default /tmp/sweeps)
+#   scripts/benchmark_gpu.sh step         # there: only plain Trainer vs --fast_step (scripts/benchmark_gpu_step.py)
+#   scripts/benchmark_gpu.sh compare      # there: the paper's comparison with the MPNet teacher (issue 13)
 #
 # `prepare` collects what the GPU machine lacks: wheels of `datasets` and its two pure-Python needs that its image
 # does not hold, the MiniLM-L6 weights as fp16 (half the bytes to carry; `run` casts them back to fp32), and the
@@ -12,6 +16,16 @@
 # new runs after GRID_BUDGET_S seconds (resumable: a later sitting continues it). Everything it writes lands in
 # $OUT: gpu.txt (card and versions), speed_paper_cuda_bf16.{md,json}, grid.log, and glue.tar.gz (raw per-run JSON,
 # results_full.{md,json,png}, every run's log).
+# `compare` (issue 13): the MiniLM-L6 student on COMPARE_TASKS with the full grid's settings (benchmarks/glue, whose
+# raw/full already holds none, ls and pseudo_kd at seeds 42-45: only what is missing runs), the variants
+# pseudo_kd_tau (Appendix C's beta read as a temperature: beta = 0.1 * 2) and kd_mpnet (KD from the fine-tuned MPNet
+# teacher's logits file $CARRY/teacher_logits/<task>.safetensors, on COMPARE_KD_TASKS only). Writes
+# $OUT/compare.tar.gz (benchmarks/glue: raw JSON of every run, results_full.{md,json,png}) and compare.log.
+# `tune` (issue 14): for each of TUNE_TASKS and each of none, ls, pseudo_kd, kd an Optuna study of TUNE_TRIALS trials
+# on held-out training data (10 %; KD's teacher: MiniLM fine-tuned with `none` on the same 90 %), all studies at once;
+# then GRID_SEEDS seeds of each method's best.yaml on the full training set, on dev, with paired 95 % intervals to the
+# tuned none. Writes $OUT/sweeps.tar.gz (studies, best.yaml, trials.md, plots, trial logs), $OUT/glue_tuned.tar.gz
+# (raw per-run JSON, results_full.{md,json,png}) and the logs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CARRY=.device_carry
@@ -21,7 +35,8 @@ prepare() {
   mkdir -p "$CARRY/wheels" "$CARRY/minilm_fp16" "$CARRY/glue_data"
   "$python" -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d "$CARRY/wheels" \
-    datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19
+    datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19 \
+    optuna==5.0.0 sqlalchemy==2.1.9 alembic==1.20.1 colorlog==6.12.0 mako==1.4.3 markupsafe==3.0.4
   "$python" - "$CARRY/minilm_fp16" <<'EOF'
 import shutil, sys
 from pathlib import Path
@@ -47,9 +62,9 @@ setup() {
     "$CARRY"/wheels/*.whl
   export PYTHONPATH=/tmp/site:$PWD
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
-  python3 -c "import datasets, pyarrow, torch, transformers, accelerate; print('torch', torch.__version__, \
+  python3 -c "import datasets, pyarrow, torch, transformers, accelerate, optuna; print('torch', torch.__version__, \
 'transformers', transformers.__version__, 'accelerate', accelerate.__version__, 'datasets', datasets.__version__, \
-'pyarrow', pyarrow.__version__)" | tee -a "$OUT/gpu.txt"
+'pyarrow', pyarrow.__version__, 'optuna', optuna.__version__)" | tee -a "$OUT/gpu.txt"
   python3 - "$CARRY/minilm_fp16" /tmp/minilm <<'EOF'
 import shutil, sys
 from pathlib import Path
@@ -85,9 +100,97 @@ run() {
   tar -czf "$OUT/glue.tar.gz" -C /tmp/glue .
 }
 
+compare() {
+  local seeds=${GRID_SEEDS:-42 43 44 45 46} budget=${GRID_BUDGET_S:-240} kd_tasks=(${COMPARE_KD_TASKS:-})
+  local grid=(python3 scripts/benchmark_glue.py --model /tmp/minilm --glue_data "$CARRY/glue_data" --seeds $seeds
+    --output_dir benchmarks/glue --runs_dir /tmp/glue_runs --storage sqlite:////tmp/compare.db)
+  local started=$SECONDS
+  timeout $((budget + 150)) "${grid[@]}" --tasks ${COMPARE_TASKS:-cola mrpc rte stsb} --methods none ls pseudo_kd \
+    --variant "pseudo_kd_tau=--regularization pseudo_kd --beta 0.2" --jobs "${GRID_JOBS:-15}" --threads 1 \
+    --time_budget_s "$budget" >"$OUT/compare.log" 2>&1 || echo "grid stopped: exit $?" | tee -a "$OUT/compare.log"
+  if [ ${#kd_tasks[@]} -gt 0 ]; then
+    local left=$((budget - SECONDS + started)); [ $left -lt 30 ] && left=30
+    timeout $((left + 150)) "${grid[@]}" --tasks "${kd_tasks[@]}" --methods none \
+      --variant "kd_mpnet=--regularization kd --teacher_logits $CARRY/teacher_logits/{task}.safetensors" \
+      --jobs "${GRID_JOBS:-15}" --threads 1 --time_budget_s "$left" >>"$OUT/compare.log" 2>&1 \
+      || echo "kd grid stopped: exit $?" | tee -a "$OUT/compare.log"
+  fi
+  "${grid[@]}" --tasks ${COMPARE_TASKS:-cola mrpc rte stsb} --methods none ls pseudo_kd --report_only >/dev/null || true
+  grep -v "training$" "$OUT/compare.log" | tail -n 40
+  tar -czf "$OUT/compare.tar.gz" benchmarks/glue
+}
+
+TUNE_TASK_LIST=(${TUNE_TASKS:-cola mrpc rte})
+TUNE_METHODS=(none ls pseudo_kd kd)
+# Shared by the teachers, every trial and (through best.yaml) the tuned grid: the benchmark's settings.
+TUNE_FLAGS=(--model_name_or_path /tmp/minilm --data_dir "$CARRY/glue_data" --max_seq_length 128
+  --per_device_train_batch_size 32 --per_device_eval_batch_size 64 --num_train_epochs 3 --log_level warning
+  --disable_tqdm true)
+
+teachers() {  # KD's teachers: MiniLM fine-tuned with none on the sweeps' 90 %, so KD sees no held-out label
+  local task
+  for task in "${TUNE_TASK_LIST[@]}"; do
+    [ -f "/tmp/teachers/$task/model.safetensors" ] && continue
+    python3 -m pseudo_kd_hf --task_name "$task" "${TUNE_FLAGS[@]}" --regularization none --learning_rate 1e-4 \
+      --heldout_fraction 0.1 --do_train --do_eval --save_strategy no --report_to none --overwrite_output_dir \
+      --output_dir "/tmp/teachers/$task" >"$OUT/teacher_$task.log" 2>&1 &
+  done
+  wait
+}
+
+sweep() {  # sweep TASK METHOD [FLAGS...]: one study; KD distils the task's teacher
+  local task=$1 method=$2
+  shift 2
+  local teacher=()
+  [ "$method" = kd ] && teacher=(--teacher_name_or_path "/tmp/teachers/$task")
+  python3 -m pseudo_kd_hf.tuning.sweep --task_name "$task" --regularization "$method" "${TUNE_FLAGS[@]}" \
+    ${teacher[@]+"${teacher[@]}"} --heldout_fraction 0.1 --output_dir "/tmp/sweeps/$task/$method" "$@"
+}
+
+tune_sweeps() {
+  local task method
+  teachers
+  for task in "${TUNE_TASK_LIST[@]}"; do
+    for method in "${TUNE_METHODS[@]}"; do  # every study at once, each with the same number of trials
+      sweep "$task" "$method" --n_trials "${TUNE_TRIALS:-4}" --time_budget_s "${TUNE_BUDGET_S:-300}" \
+        >"$OUT/sweep_${task}_$method.log" 2>&1 &
+    done
+  done
+  wait || true
+  for task in "${TUNE_TASK_LIST[@]}"; do
+    for method in "${TUNE_METHODS[@]}"; do  # the reports, also of a study the timeout stopped
+      sweep "$task" "$method" --report_only >>"$OUT/sweep_${task}_$method.log" 2>&1 || true
+      tail -n 3 "/tmp/sweeps/$task/$method/trials.md" || true
+    done
+  done
+  tar -czf "$OUT/sweeps.tar.gz" -C /tmp sweeps
+}
+
+tune_grid() {
+  local sweeps=${SWEEPS:-/tmp/sweeps} seeds=${GRID_SEEDS:-42 43 44 45 46} method
+  teachers  # the tuned KD's best.yaml names /tmp/teachers/<task>
+  : >/tmp/tuned_variants.yaml
+  for method in "${TUNE_METHODS[@]}"; do  # named like the methods: the paired intervals are to the tuned none
+    echo "$method: {config: '$sweeps/{task}/$method/best.yaml'}" >>/tmp/tuned_variants.yaml
+  done
+  local grid=(python3 scripts/benchmark_glue.py --model /tmp/minilm --glue_data "$CARRY/glue_data"
+    --tasks "${TUNE_TASK_LIST[@]}" --methods none --variants_file /tmp/tuned_variants.yaml --select_learning_rates 1e-4
+    --select_epochs 3 --seeds $seeds --output_dir /tmp/glue_tuned --runs_dir /tmp/glue_tuned_runs)
+  timeout $((${GRID_BUDGET_S:-330} + 120)) "${grid[@]}" --jobs "${GRID_JOBS:-14}" --threads 1 \
+    --time_budget_s "${GRID_BUDGET_S:-330}" >"$OUT/tuned_grid.log" 2>&1 \
+    || echo "grid stopped: exit $?" | tee -a "$OUT/tuned_grid.log"
+  "${grid[@]}" --report_only >/dev/null
+  grep -v "training$" "$OUT/tuned_grid.log" | tail -n 40
+  tar -czf "$OUT/glue_tuned.tar.gz" -C /tmp glue_tuned
+}
+
 case "${1:-}" in
   prepare) prepare ;;
   run) setup && run ;;
   step) setup && step ;;
-  *) echo "usage: $0 prepare|run|step" >&2; exit 2 ;;
+  compare) setup && compare ;;
+  tune) setup && tune_sweeps && tune_grid ;;
+  tune-sweeps) setup && tune_sweeps ;;
+  tune-grid) setup && tune_grid ;;
+  *) echo "usage: $0 prepare|run|step|compare|tune|tune-sweeps|tune-grid" >&2; exit 2 ;;
 esac

@@ -6,7 +6,6 @@ import argparse
 import json
 import math
 import time
-from concurrent.futures import Future
 from pathlib import Path
 from types import ModuleType
 
@@ -23,6 +22,11 @@ from tests.helpers.tiny import tiny_bert
 @pytest.fixture(scope="module")
 def glue() -> ModuleType:
     return load_script("benchmark_glue")
+
+
+@pytest.fixture(scope="module")
+def report() -> ModuleType:
+    return load_script("benchmark_glue_report")
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +66,8 @@ def make_grid() -> list[dict]:
     ]
 
 
-def test_summarize_counts_only_the_seeds_where_every_method_finished(glue: ModuleType) -> None:
-    cola = glue.summarize(make_grid())["cola"]
+def test_summarize_counts_only_the_seeds_where_every_method_finished(report: ModuleType) -> None:
+    cola = report.summarize(make_grid())["cola"]
     assert set(cola) == {"none", "ls", "kd"}  # methods never run on the task are absent, not empty
     expected = {  # by hand, over seeds 42 and 43 only: mean, sample std, mean wall
         "none": (52.0, math.sqrt(8.0), 15.0),
@@ -80,8 +84,8 @@ def test_summarize_counts_only_the_seeds_where_every_method_finished(glue: Modul
         assert row["as_none"] is False, method
 
 
-def test_summarize_single_seed_has_zero_std(glue: ModuleType) -> None:
-    summary = glue.summarize([run("rte", "none", 42, 70.0), run("rte", "ls", 42, 71.0)])
+def test_summarize_single_seed_has_zero_std(report: ModuleType) -> None:
+    summary = report.summarize([run("rte", "none", 42, 70.0), run("rte", "ls", 42, 71.0)])
     assert summary["rte"]["ls"] == {
         "mean": 71.0,
         "std": 0.0,
@@ -89,18 +93,20 @@ def test_summarize_single_seed_has_zero_std(glue: ModuleType) -> None:
         "seeds": [42],
         "wall_s": 10.0,
         "as_none": False,
+        "vs_none": {"mean": 1.0, "low": None, "high": None, "n": 1, "seeds": [42]},  # one pair: no interval
     }
+    assert summary["rte"]["none"]["vs_none"] is None
     assert "cola" not in summary and "stsb" not in summary
 
 
-def test_summarize_regression_shows_none_for_the_classification_only_methods(glue: ModuleType) -> None:
-    stsb = glue.summarize(make_grid())["stsb"]
-    assert set(stsb) == {"none", "kd", *CLASSIFICATION_ONLY}
-    for method in CLASSIFICATION_ONLY:
-        assert stsb[method]["as_none"] is True, method
-        assert stsb[method]["mean"] == pytest.approx(82.0), method  # the none runs: 80, 84
-        assert stsb[method]["std"] == pytest.approx(math.sqrt(8.0)), method
-        assert stsb[method]["n"] == 2, method
+def test_summarize_regression_shows_none_for_the_classification_only_methods(report: ModuleType) -> None:
+    stsb = report.summarize(make_grid())["stsb"]
+    assert set(stsb) == {"none", "kd", "ls"}  # ls ran on cola; the methods run nowhere are not shown
+    assert stsb["ls"]["as_none"] is True
+    assert stsb["ls"]["mean"] == pytest.approx(82.0)  # the none runs: 80, 84
+    assert stsb["ls"]["std"] == pytest.approx(math.sqrt(8.0))
+    assert stsb["ls"]["n"] == 2
+    assert stsb["ls"]["vs_none"] is None
     assert stsb["none"]["as_none"] is False
     assert stsb["none"]["mean"] == pytest.approx(82.0)
     assert stsb["kd"]["as_none"] is False  # kd applies to regression: its own runs
@@ -113,41 +119,46 @@ def row(mean: float) -> dict:
     return {"mean": mean, "std": 0.0, "n": 1, "seeds": [42], "wall_s": 1.0, "as_none": False}
 
 
-def test_reported_methods_follow_methods_order(glue: ModuleType) -> None:
+def test_reported_methods_follow_methods_order(report: ModuleType) -> None:
     summary = {"cola": {"kd": row(1.0), "ls": row(2.0)}, "rte": {"beta_ls": row(3.0), "none": row(4.0)}}
-    assert glue.reported_methods(summary) == ["none", "ls", "kd", "beta_ls"]
-    assert glue.reported_methods({}) == []
-    assert glue.reported_methods(glue.summarize(make_grid())) == list(glue.METHODS)  # stsb shows every method
+    assert report.reported_methods(summary) == ["none", "ls", "kd", "beta_ls"]
+    assert report.reported_methods({}) == []
+    assert report.reported_methods(report.summarize(make_grid())) == ["none", "ls", "kd"]
+    assert report.reported_methods({"rte": {"zeta": row(1.0), "alpha_2": row(1.0), "ls": row(1.0)}}) == [
+        "ls",
+        "alpha_2",
+        "zeta",
+    ]  # other variants after the methods, by name
 
 
-def test_glue_average_over_tasks_where_every_reported_method_exists(glue: ModuleType) -> None:
+def test_glue_average_over_tasks_where_every_reported_method_exists(report: ModuleType) -> None:
     summary = {
         "cola": {"ls": row(40.0), "none": row(30.0)},
         "mrpc": {"none": row(80.0), "ls": row(90.0)},
         "rte": {"none": row(60.0)},  # no ls run: left out of the average
     }
-    average = glue.glue_average(summary)
+    average = report.glue_average(summary)
     assert average["tasks"] == ["cola", "mrpc"]
     assert average["none"] == pytest.approx(55.0)
     assert average["ls"] == pytest.approx(65.0)
     assert set(average) == {"tasks", "none", "ls"}
-    assert glue.glue_average({"cola": {"none": row(1.0)}, "rte": {"ls": row(2.0)}}) == {}
-    assert glue.glue_average({}) == {}
+    assert report.glue_average({"cola": {"none": row(1.0)}, "rte": {"ls": row(2.0)}}) == {}
+    assert report.glue_average({}) == {}
 
 
-def test_markdown_table(glue: ModuleType) -> None:
+def test_markdown_table(glue: ModuleType, report: ModuleType) -> None:
     args = glue.parse_args(["--max_train_samples", "64", "--alpha", "0.2", "--batch_size", "16"])
-    grid = make_grid()
-    summary = glue.summarize(grid)
-    average = glue.glue_average(summary)
-    assert average["tasks"] == ["stsb"]  # cola has no pseudo_kd etc.
+    grid = [*make_grid(), run("stsb", "pseudo_kd_tau", 42, 85.0), run("stsb", "pseudo_kd_tau", 43, 85.5)]
+    summary = report.summarize(grid)
+    average = report.glue_average(summary)
+    assert average["tasks"] == ["stsb"]  # cola has no pseudo_kd_tau
     selection = [
         {"task": "cola", "learning_rate": 1e-4, "num_train_epochs": 3.0, "score": 51.5, "wall_s": 12.0},
         {"task": "cola", "learning_rate": 5e-5, "num_train_epochs": 3.0, "score": 49.25, "wall_s": 11.0},
     ]
-    text = glue.markdown_table(args, summary, average, grid, selection)
+    text = report.markdown_table(args, summary, average, grid, selection)
     lines = text.splitlines()
-    methods = list(glue.METHODS)
+    methods = ["none", "ls", "kd", "pseudo_kd_tau"]  # the methods in METHODS order, then the other variants
     header = "| task | " + " | ".join(methods) + " |"
     assert lines[0] == "## GLUE dev results: MiniLM-L6, first 64 training examples of each task"
     assert lines.count(header) == 2  # scores and wall seconds
@@ -159,19 +170,17 @@ def test_markdown_table(glue: ModuleType) -> None:
     assert dict(zip(methods, cola_cells, strict=True)) == {
         "none": "52.00 ± 2.83 (2)",
         "ls": "54.50 ± 3.54 (2)",
-        "pseudo_kd": "not run",
         "kd": "60.50 ± 0.71 (2)",
-        "tf_reg": "not run",
-        "ps_kd": "not run",
-        "cs_kd": "not run",
-        "beta_ls": "not run",
+        "pseudo_kd_tau": "not run",
     }
     stsb_line = next(line for line in lines if line.startswith("| stsb |") and "±" in line)
     stsb_cells = dict(zip(methods, stsb_line.strip("| ").split(" | ")[1:], strict=True))
-    for method in CLASSIFICATION_ONLY:
-        assert stsb_cells[method] == "82.00 ± 2.83 (2) †", method
-    assert stsb_cells["none"] == "82.00 ± 2.83 (2)"
-    assert stsb_cells["kd"] == "87.00 ± 1.41 (2)"
+    assert stsb_cells == {
+        "none": "82.00 ± 2.83 (2)",
+        "ls": "82.00 ± 2.83 (2) †",
+        "kd": "87.00 ± 1.41 (2)",
+        "pseudo_kd_tau": "85.25 ± 0.35 (2)",
+    }
     assert "†" not in cola_row
     footnote = next(line for line in lines if line.startswith("†"))
     assert all(method in footnote for method in CLASSIFICATION_ONLY)
@@ -182,20 +191,27 @@ def test_markdown_table(glue: ModuleType) -> None:
     assert "Only seeds where every method finished are counted: left out cola seeds 44." in lines
     assert "stsb seeds" not in text
 
-    stsb_walls = [line for line in lines if line.startswith("| stsb |") and "±" not in line]
+    # paired by seed, t(0.975, 1 df) = 12.71: cola ls - none = 2, 3; kd - none = 10, 7;
+    # stsb kd - none = 6, 4; pseudo_kd_tau - none = 5, 1.5
+    paired_header = lines.index("| task | ls | kd | pseudo_kd_tau |")
+    assert lines[paired_header + 2 : paired_header + 4] == [
+        "| cola | +2.50 [-3.85, +8.85] (2) | +8.50 [-10.56, +27.56] (2) | - |",
+        "| stsb | - | +5.00 [-7.71, +17.71] (2) | +3.25 [-18.99, +25.49] (2) |",
+    ]
+
+    stsb_walls = [line for line in lines if line.startswith("| stsb |") and "±" not in line and "[" not in line]
     assert len(stsb_walls) == 1
     walls = dict(zip(methods, stsb_walls[0].strip("| ").split(" | ")[1:], strict=True))
-    assert walls["none"] == "6" and walls["kd"] == "7"
-    assert all(walls[method] == "-" for method in CLASSIFICATION_ONLY)  # shown as none: not their own runs
+    assert walls == {"none": "6", "ls": "-", "kd": "7", "pseudo_kd_tau": "10"}  # ls shows none: not its own runs
     # the selection runs, sorted by learning rate
     assert lines[-2:] == ["| cola | 5e-05 | 3 | 49.25 | 11 |", "| cola | 0.0001 | 3 | 51.50 | 12 |"]
 
 
-def test_markdown_table_without_incomplete_seeds_has_no_left_out_note(glue: ModuleType) -> None:
+def test_markdown_table_without_incomplete_seeds_has_no_left_out_note(glue: ModuleType, report: ModuleType) -> None:
     args = glue.parse_args(["--max_train_samples", "8"])
     grid = [run("rte", "none", 42, 60.0), run("rte", "ls", 42, 61.0)]
-    summary = glue.summarize(grid)
-    text = glue.markdown_table(args, summary, glue.glue_average(summary), grid, [])
+    summary = report.summarize(grid)
+    text = report.markdown_table(args, summary, report.glue_average(summary), grid, [])
     assert "Only seeds where every method finished are counted." in text.splitlines()
     assert "left out" not in text
     assert "†" not in text  # no regression task, so no footnote
@@ -277,12 +293,6 @@ def test_run_once_past_the_deadline_starts_nothing(
     assert not (tmp_path / "out").exists()
 
 
-def finished(result: dict) -> Future:
-    future: Future = Future()
-    future.set_result(result)
-    return future
-
-
 def selection_result(name: str, learning_rate: float, score: float) -> dict:
     return {"name": name, "learning_rate": learning_rate, "num_train_epochs": 3.0, "score": score}
 
@@ -293,8 +303,10 @@ def test_choose_settings_trains_the_kd_teacher_again_only_when_its_weights_are_g
 ) -> None:
     args = runner_args(glue, tmp_path, None)
     args.seeds = [42, 43]
+    args.select_learning_rates, args.select_epochs = [1e-4, 2e-4], [3.0]
+    args.variants = glue.method_variants(glue.METHODS)
     best = selection_result("rte_select_lr0.0002_ep3_seed0", 2e-4, 58.0)
-    runs = [finished(selection_result("rte_select_lr0.0001_ep3_seed0", 1e-4, 55.0)), finished(best)]
+    runs = [selection_result("rte_select_lr0.0001_ep3_seed0", 1e-4, 55.0), best]
     teacher = glue.run_path(args, "rte", best["name"])
     best_file = glue.raw_path(args, best["name"])
     best_file.parent.mkdir(parents=True)
@@ -330,6 +342,7 @@ def test_choose_settings_trains_the_kd_teacher_again_only_when_its_weights_are_g
         assert not best_file.exists()  # the stale result goes, so run_once trains instead of reading it
     else:
         assert calls == [] and best_file.exists()
+    assert glue.choose_settings(args, "rte", runs[:1]) is None  # a selection run did not finish: no settings
 
 
 # ---- benchmark_speed -----------------------------------------------------------------------------------------------
@@ -399,3 +412,21 @@ def test_persistent_state_bytes_ps_kd_is_the_table(speed: ModuleType, tmp_path: 
     train = Dataset.from_dict({"idx": list(range(n)), "label": [i % k for i in range(n)]})
     trainer = tiny_trainer(tmp_path, "ps_kd", train)
     assert speed.persistent_state_bytes(trainer) == n * k * 4 + n * 8
+
+
+def test_run_once_refuses_a_stored_result_run_with_other_flags(
+    glue: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A variant named like a method (e.g. a tuned `none`) must not be served the old method's result."""
+    forbid_training(glue, monkeypatch)
+    args = runner_args(glue, tmp_path, None)
+    settings = {"learning_rate": 1e-4, "num_train_epochs": 3.0}
+    run_dir = glue.run_path(args, "rte", "rte_none_seed42")
+    argv = glue.runner_argv(args, "rte", 42, settings, ["--regularization", "none"], run_dir)
+    stored = {**run("rte", "none", 42, 60.0), "argv": [*glue.portable_argv(args, argv), "--use_cpu"]}
+    path = glue.raw_path(args, "rte_none_seed42")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(stored), encoding="utf-8")
+    assert glue.run_once(args, "rte", "none", 42, settings) == stored  # same flags (--use_cpu aside): read
+    with pytest.raises(RuntimeError, match="other flags"):
+        glue.run_once(args, "rte", "none", 42, settings, ["--regularization", "none", "--learning_rate", "3e-5"])

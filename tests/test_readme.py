@@ -20,7 +20,11 @@ from pseudo_kd_hf.glue.submission import validate_submission, write_leaderboard_
 from pseudo_kd_hf.glue.tasks import get_task
 from pseudo_kd_hf.suite import submit_main
 from pseudo_kd_hf.teacher_file import TeacherLogitsArguments
+from pseudo_kd_hf.tuning import sweep
+from pseudo_kd_hf.tuning.space import build_space, read_space_text
+from pseudo_kd_hf.tuning.variants import parse_variants
 from tests.helpers.glue_models import save_tiny_student
+from tests.helpers.scripts import load_script
 from tests.helpers.tiny import tiny_bert, tiny_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,6 +35,8 @@ CODE_BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 GLUE_COMMANDS = (["pseudo-kd-glue"], ["python", "scripts/run_glue.py"])
 SUBMIT_COMMANDS = (["pseudo-kd-glue-submit"], ["python", "scripts/submit_glue.py"])
 TEACHER_LOGITS_COMMANDS = (["pseudo-kd-glue-teacher-logits"], ["python", "scripts/teacher_logits.py"])
+SWEEP_COMMANDS = (["pseudo-kd-glue-sweep"],)
+BENCHMARK_COMMANDS = (["python", "scripts/benchmark_glue.py"],)
 
 
 def code_blocks(language: str) -> list[str]:
@@ -95,6 +101,7 @@ def test_readme_has_the_commands_the_issue_asks_for() -> None:
     assert any(command.startswith("accelerate launch") for command in commands)
     assert any(command.startswith("torchrun") for command in commands)
     assert any(command.startswith("pseudo-kd-glue-submit") for command in commands)
+    assert any(command.startswith("pseudo-kd-glue-sweep") and "--storage" in command for command in commands)
     assert "See benchmarks/README.md" in README
 
 
@@ -116,9 +123,14 @@ def test_every_readme_command_parses_or_runs(tmp_path: Path, monkeypatch: pytest
         elif (rest := without_prefix(argv, TEACHER_LOGITS_COMMANDS)) is not None:
             monkeypatch.chdir(folder)  # its --output_file must not exist yet
             HfArgumentParser(TeacherLogitsArguments).parse_args_into_dataclasses(rest)
+        elif (rest := without_prefix(argv, SWEEP_COMMANDS)) is not None:
+            check_sweep(rest)
+        elif (rest := without_prefix(argv, BENCHMARK_COMMANDS)) is not None:
+            args = load_script("benchmark_glue").parse_args(rest)
+            parse_variants(args.variant, args.variants_file)
         elif (rest := without_prefix(argv, GLUE_COMMANDS)) is not None:
-            if len(rest) == 1:  # a config file: the README's YAML block of that name
-                check_config_file(rest[0], folder, monkeypatch)
+            if rest[0].endswith((".json", ".yaml", ".yml")):  # a config file: the README's YAML block of that name
+                check_config_file(rest[0], folder, monkeypatch, rest[1:])
             else:
                 write_regularizer_module(rest, folder, monkeypatch)
                 check_glue_argv(rest)
@@ -134,11 +146,18 @@ def write_regularizer_module(argv: list[str], folder: Path, monkeypatch: pytest.
         monkeypatch.chdir(folder)
 
 
-def check_config_file(name: str, folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def check_config_file(name: str, folder: Path, monkeypatch: pytest.MonkeyPatch, flags: list[str]) -> None:
     [block] = [block for block in code_blocks("yaml") if block.startswith(f"# {name}\n")]
     (folder / name).write_text(block, encoding="utf-8")
     monkeypatch.chdir(folder)
-    check_glue_argv([name])
+    check_glue_argv([name, *flags])
+
+
+def check_sweep(argv: list[str]) -> None:
+    """The sweep's own flags and the runner flags parse (every value checked), and the search space builds."""
+    args, values = sweep.parse_args(argv)
+    user_space = read_space_text(args.search_space) if args.search_space else {}
+    build_space(values.get("regularization", "pseudo_kd"), values, user_space)
 
 
 def test_ci_runs_the_readme_test_command() -> None:

@@ -15,6 +15,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, NamedSplit, Value, load_dataset
 from datasets.exceptions import DatasetGenerationError
 
@@ -252,3 +253,45 @@ def _parse_index(value: str, where: str) -> int:
         return int(value)
     except ValueError:
         raise GlueDataError(f"{where}: expected an integer index, found {value!r}.") from None
+
+
+# ---- held-out selection split -------------------------------------------------------------------------------------
+
+HELDOUT_SPLIT = "heldout"  # the split name `--heldout_fraction` evaluates on instead of the dev set(s)
+REGRESSION_BINS = 5  # STS-B scores (0 to 5) are stratified by their integer part, 4 <= score <= 5 in the last bin
+
+
+def heldout_split(dataset: Dataset, fraction: float, seed: int, is_regression: bool) -> tuple[Dataset, Dataset]:
+    """Carve a stratified, seeded held-out part out of a training split: ``(rest, heldout)``, both in file order.
+
+    Hyper-parameters chosen on the dev set and then reported on it are optimistic; choosing them on a part of the
+    training data keeps the dev set for the report. Every stratum (a class, or for regression one of
+    ``REGRESSION_BINS`` score bins) gives its share: ``round(fraction * len(dataset))`` rows in all (at least one,
+    and at least one left to train on), spread over the strata by largest remainder, each stratum's rows drawn with
+    ``numpy.random.default_rng(seed)``. The split depends only on the data, ``fraction`` and ``seed``: the runner
+    passes ``--heldout_seed`` (not the training ``--seed``), so every trial of a sweep, whatever its training seed,
+    is scored on the same examples.
+
+    Args:
+        dataset: the training split, with a ``label`` column (class ids, or float scores when ``is_regression``).
+        fraction: share of the rows held out, in (0, 1).
+        seed: seed of the draw.
+        is_regression: stratify by score bins instead of by class.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"--heldout_fraction must be in (0, 1), got {fraction}.")
+    if len(dataset) < 2:
+        raise ValueError(f"--heldout_fraction needs at least 2 training examples, found {len(dataset)}.")
+    labels = np.asarray(dataset["label"])
+    strata = np.clip(np.floor(labels), 0, REGRESSION_BINS - 1).astype(int) if is_regression else labels
+    total = min(max(round(fraction * len(dataset)), 1), len(dataset) - 1)
+    groups = [np.flatnonzero(strata == stratum) for stratum in np.unique(strata)]
+    shares = np.array([fraction * len(group) for group in groups])
+    counts = np.floor(shares).astype(int)
+    by_remainder = np.argsort(-(shares - counts), kind="stable")
+    counts[by_remainder[: max(total - counts.sum(), 0)]] += 1
+    rng = np.random.default_rng(seed)
+    heldout = np.concatenate([rng.permutation(group)[:count] for group, count in zip(groups, counts, strict=True)])
+    is_heldout = np.zeros(len(dataset), dtype=bool)
+    is_heldout[heldout] = True
+    return dataset.select(np.flatnonzero(~is_heldout)), dataset.select(np.flatnonzero(is_heldout))

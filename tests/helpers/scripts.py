@@ -11,7 +11,10 @@ SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 
 
 def load_script(name: str) -> ModuleType:
-    """Import scripts/<name>.py as a module named `scripts_<name>`."""
+    """Import scripts/<name>.py as a module named `scripts_<name>` (with scripts/ on the path, as when it runs, so it
+    can import the scripts beside it)."""
+    if str(SCRIPTS) not in sys.path:
+        sys.path.append(str(SCRIPTS))
     spec = importlib.util.spec_from_file_location(f"scripts_{name}", SCRIPTS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the class is built

@@ -1,0 +1,181 @@
+"""`pseudo-kd-glue-sweep`: choose a method's settings for one GLUE task on held-out training data, with Optuna.
+
+Every `pseudo-kd-glue` flag sets what all trials share (task, model, method, data, batch size, ...); the search
+space (`--search_space`, default: the method's own in `tuning.space`) sets what each trial varies. Each trial trains
+on the training set less `--heldout_fraction` of it (stratified, drawn with `--heldout_seed`, the same for every
+trial) and is scored by the task's primary metric on that held-out part: the dev set is never evaluated, so it
+stays an honest report of the chosen settings. The study lives in `--storage` (default: a SQLite file in
+`--output_dir`): a rerun continues it up to `--n_trials` finished trials, and processes on other machines join it by
+passing the same SQLAlchemy URL and `--study_name`. At the end: `best.yaml` (a `pseudo-kd-glue` config holding the
+best settings, to train on the whole training set with), `trials.md` and the plots (see `tuning.report`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from ..arguments import UsageError, build_arguments, read_arguments
+from ..glue.data import HELDOUT_SPLIT
+from ..glue.tasks import get_task
+from . import report
+from .space import build_space, describe, read_space_text, runner_values, suggest
+from .study import (
+    GRACE_PERIOD_S,
+    HEARTBEAT_INTERVAL_S,
+    TrialFailed,
+    count_states,
+    keep_records_only,
+    load_study,
+    open_storage,
+    run_runner,
+)
+
+DEFAULT_HELDOUT_FRACTION = 0.1
+STUDY_DB = "study.db"
+MAX_FAILURES_IN_A_ROW = 3
+# Folders that may differ between the machines of one study: not compared when a worker joins.
+MACHINE_PATHS = ("model_name_or_path", "config_name", "tokenizer_name", "teacher_name_or_path", "data_dir", "cache_dir")
+# Set for every trial unless the user set them: a trial is never resumed, so intermediate checkpoints are waste.
+TRIAL_DEFAULTS = {"save_strategy": "no", "report_to": "none", "disable_tqdm": True}
+
+
+def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, dict[str, Any]]:
+    """The sweep's own flags, and the runner flags every trial shares (checked as `pseudo-kd-glue` checks them)."""
+    parser = argparse.ArgumentParser(
+        prog="pseudo-kd-glue-sweep",
+        description=__doc__.split("\n\n")[0],
+        epilog="Every other flag is a pseudo-kd-glue flag shared by all trials; --output_dir holds the study.",
+        allow_abbrev=False,
+    )
+    parser.add_argument("--n_trials", type=int, default=20, help="Finished trials the study should hold.")
+    parser.add_argument("--study_name", help="Default: <task>_<regularization>.")
+    parser.add_argument("--storage", help=f"SQLAlchemy URL; default: sqlite:///<output_dir>/{STUDY_DB}.")
+    parser.add_argument("--search_space", help="YAML file, or inline YAML, narrowing the default search space.")
+    parser.add_argument("--heartbeat_interval", type=int, default=HEARTBEAT_INTERVAL_S, help="Seconds.")
+    parser.add_argument(
+        "--grace_period", type=int, default=GRACE_PERIOD_S, help="Seconds without heartbeat before a trial is failed."
+    )
+    parser.add_argument("--keep_weights", action="store_true", help="Keep each trial's model, not only its record.")
+    parser.add_argument("--time_budget_s", type=float, help="Start no new trial after this many seconds.")
+    parser.add_argument("--report_only", action="store_true", help="Only write best.yaml, trials.md and the plots.")
+    args, runner_argv = parser.parse_known_args(argv)
+    if args.n_trials < 0:
+        raise UsageError(f"--n_trials must be >= 0, got {args.n_trials}.")
+    values = read_arguments(runner_argv)
+    if "output_dir" not in values:
+        raise UsageError("--output_dir is required: the folder that holds the study's trials and reports.")
+    if values.get("do_predict"):
+        raise UsageError("--do_predict: a sweep trains on part of the training set; predict with best.yaml instead.")
+    if values.get("task_name", "").lower() == "all":
+        raise UsageError("--task_name all: a sweep tunes one task; run one sweep per task.")
+    values = {"heldout_fraction": DEFAULT_HELDOUT_FRACTION, **values, "do_train": True, "do_eval": True}
+    build_arguments(values)  # every value checked, as the runner will
+    return args, values
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Returns the exit code: 0, or 2 after one `error: ...` line on stderr for bad input."""
+    try:
+        run_sweep(*parse_args(argv))
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run_sweep(args: argparse.Namespace, values: dict[str, Any]) -> optuna.Study:
+    output_dir = Path(values.pop("output_dir"))
+    task = get_task(values["task_name"])
+    regularization = values.get("regularization", "pseudo_kd")
+    try:
+        user_space = read_space_text(args.search_space) if args.search_space else {}
+        space, pinned = build_space(regularization, values, user_space)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    shared = {**values, **pinned}
+    storage_url = args.storage or f"sqlite:///{(output_dir / STUDY_DB).resolve()}"
+    study = load_study(
+        open_storage(storage_url, args.heartbeat_interval, args.grace_period),
+        args.study_name or f"{task.name}_{regularization}",
+    )
+    check_same_settings(study, shared, describe(space))
+    try:
+        if not args.report_only:
+            objective = make_objective(task.primary_metric, space, shared, output_dir, args.keep_weights)
+            deadline = None if args.time_budget_s is None else time.monotonic() + args.time_budget_s
+            work(study, objective, args.n_trials, deadline)
+    finally:  # the reports also when a trial refused its input or too many failed
+        report.write_report(study, output_dir, task, shared)
+    return study
+
+
+def check_same_settings(study: optuna.Study, shared: dict[str, Any], space: dict[str, Any]) -> None:
+    """A study continues only with the settings it started with (folders aside, which differ between machines):
+    trials with other settings would not compare."""
+    stored = study.user_attrs
+    if "shared" not in stored:
+        study.set_user_attr("shared", shared)
+        study.set_user_attr("space", space)
+        return
+    names = {*shared, *stored["shared"]} - set(MACHINE_PATHS)
+    differ = sorted(
+        {name for name in names if shared.get(name) != stored["shared"].get(name)}
+        | ({"search space"} if stored["space"] != space else set())
+    )
+    if differ:
+        raise UsageError(
+            f"study {study.study_name} was started with other settings ({', '.join(differ)}): pass those, or "
+            "another --study_name."
+        )
+
+
+def make_objective(primary_metric: str, space: dict, shared: dict[str, Any], output_dir: Path, keep_weights: bool):
+    """One trial: the searched values on top of the shared flags, run by the runner in `trials/trial_NNNN/`, scored
+    by the task's primary metric on the held-out part."""
+    trial_values = {**TRIAL_DEFAULTS, **shared, "overwrite_output_dir": True}
+
+    def objective(trial: optuna.Trial) -> float:
+        params = suggest(trial, space)
+        run_dir = output_dir / "trials" / f"trial_{trial.number:04d}"
+        trial.set_user_attr("run_dir", str(run_dir))
+        start = time.perf_counter()
+        results = run_runner({**trial_values, **runner_values(params, shared)}, run_dir)
+        trial.set_user_attr("wall_s", time.perf_counter() - start)
+        if results.get("eval_split") != HELDOUT_SPLIT:
+            raise RuntimeError(f"{run_dir}: the runner did not evaluate on the held-out split.")
+        if not keep_weights:
+            keep_records_only(run_dir)
+        return results[f"eval_{primary_metric}"]
+
+    return objective
+
+
+def work(study: optuna.Study, objective, n_trials: int, deadline: float | None = None) -> None:
+    """Run trials until the study holds `n_trials` finished ones (running ones elsewhere count, so many workers
+    stop together; two that ask at the same instant may overshoot by one each), or `deadline` (monotonic) passed.
+
+    Failed trials do not count; after `MAX_FAILURES_IN_A_ROW` of this worker's in a row, it stops with an error.
+    """
+    states: list[TrialState] = []  # of this worker's trials, in order
+    failures = 0
+    while count_states(study, TrialState.COMPLETE, TrialState.RUNNING) < n_trials:
+        if deadline is not None and time.monotonic() > deadline:
+            return
+        study.optimize(
+            objective, n_trials=1, catch=(TrialFailed,), callbacks=[lambda _, trial: states.append(trial.state)]
+        )
+        failures = failures + 1 if states[-1] == TrialState.FAIL else 0
+        if failures >= MAX_FAILURES_IN_A_ROW:
+            raise TrialFailed(f"{failures} trials in a row failed: see their runner.log in the trials folder.")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

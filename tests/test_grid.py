@@ -1,0 +1,225 @@
+"""Grids as Optuna studies (the benchmark's engine), method variants, and the paired comparison with `none`."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from pseudo_kd_hf.tuning.grid import RESULT, GridStudy, work
+from pseudo_kd_hf.tuning.study import open_storage
+from pseudo_kd_hf.tuning.variants import Variant, paired_difference, parse_variants
+from tests.helpers.scripts import load_script
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def glue() -> ModuleType:
+    return load_script("benchmark_glue")
+
+
+# ---- paired difference -----------------------------------------------------------------------------------------
+
+
+def test_paired_difference_is_a_student_t_interval_over_the_shared_seeds() -> None:
+    scores = {1: 11.0, 2: 12.0, 3: 13.0, 9: 50.0}  # seed 9 has no baseline: left out
+    baseline = {1: 10.0, 2: 10.0, 3: 10.0, 4: 70.0}
+    difference = paired_difference(scores, baseline)
+    half_width = 4.302653 * 1.0 / math.sqrt(3)  # t(0.975, 2 df) * sd of (1, 2, 3) / sqrt(3)
+    assert difference["mean"] == pytest.approx(2.0)
+    assert difference["low"] == pytest.approx(2.0 - half_width, abs=1e-5)
+    assert difference["high"] == pytest.approx(2.0 + half_width, abs=1e-5)
+    assert (difference["n"], difference["seeds"]) == (3, [1, 2, 3])
+    assert paired_difference({1: 3.0}, {1: 1.0}) == {"mean": 2.0, "low": None, "high": None, "n": 1, "seeds": [1]}
+    assert paired_difference({1: 3.0}, {2: 1.0}) is None
+
+
+# ---- variants --------------------------------------------------------------------------------------------------
+
+
+def test_variants_from_the_command_line_and_a_file(tmp_path: Path) -> None:
+    best = tmp_path / "sweeps" / "rte" / "best.yaml"
+    best.parent.mkdir(parents=True)
+    best.write_text(
+        "task_name: rte\nmodel_name_or_path: /elsewhere\nseed: 42\nregularization: pseudo_kd\nalpha: 0.3\n"
+        "beta: 3.0\nlearning_rate: 5e-5\ndo_train: true\nreport_to: [none]\n"
+    )
+    file = tmp_path / "variants.yaml"
+    file.write_text(
+        "kd_mpnet: [--regularization, kd, --teacher_logits, 'teachers/{task}.npy']\n"
+        f"tuned: {{config: '{tmp_path}/sweeps/{{task}}/best.yaml', flags: --num_train_epochs 2}}\n"
+        "pseudo_kd_tau: --regularization none\n"
+    )
+    variants = parse_variants(["pseudo_kd_tau=--regularization pseudo_kd --pseudo_kd_temperature 2"], str(file))
+    assert variants["pseudo_kd_tau"] == Variant(
+        "pseudo_kd_tau", ("--regularization", "pseudo_kd", "--pseudo_kd_temperature", "2")
+    )
+    assert variants["kd_mpnet"].argv("rte") == ["--regularization", "kd", "--teacher_logits", "teachers/rte.npy"]
+    assert variants["kd_mpnet"].regularization("rte") == "kd" and variants["kd_mpnet"].names_teacher("rte")
+    # the config's settings, less what the grid decides (task, model, seed, do_*, report_to), then the flags
+    assert variants["tuned"].argv("rte") == [
+        *("--regularization", "pseudo_kd", "--alpha", "0.3", "--beta", "3.0", "--learning_rate", "5e-05"),
+        *("--num_train_epochs", "2"),
+    ]
+    assert variants["tuned"].regularization("rte") == "pseudo_kd" and not variants["tuned"].names_teacher("rte")
+    with pytest.raises(ValueError, match="not found"):
+        variants["tuned"].argv("cola")
+    assert Variant("plain").regularization("rte") == "pseudo_kd"  # the runner's default
+
+
+@pytest.mark.parametrize(
+    ("spec", "match"), [("noequals", "NAME=FLAGS"), ("Bad-Name=--alpha 1", "variant name"), ("my_select=", "select")]
+)
+def test_bad_variants(spec: str, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        parse_variants([spec], None)
+
+
+# ---- grid studies ----------------------------------------------------------------------------------------------
+
+
+def fake_run(calls: list, fail: set = frozenset()):
+    def run(params: dict) -> dict:
+        calls.append(params)
+        if tuple(params.values()) in fail:
+            raise RuntimeError(f"boom at {params}")
+        return {"score": float(sum(params.values()))}
+
+    return run
+
+
+def test_every_point_once_breadth_first_and_a_failure_retried_once(tmp_path: Path) -> None:
+    storage = open_storage(f"sqlite:///{tmp_path / 'grid.db'}")
+    first, second = GridStudy(storage, "a", {"seed": [1, 2, 3]}), GridStudy(storage, "b", {"seed": [1, 2, 3]})
+    calls_a, attempts = [], []
+    failing = fake_run(attempts, fail={(2,)})
+    failures = work({first: fake_run(calls_a), second: failing}, deadline=None)
+    assert [call["seed"] for call in calls_a] == [1, 2, 3]
+    assert [call["seed"] for call in attempts] == [1, 2, 3, 2]  # seed 2 failed, queued again once, failed again
+    assert len(failures) == 2 and all("boom" in failure and failures for failure in failures)
+    assert first.results() == {(1,): {"score": 1.0}, (2,): {"score": 2.0}, (3,): {"score": 3.0}}
+    assert set(second.results()) == {(1,), (3,)}
+    assert [trial.state for trial in second.trials()].count(TrialState.FAIL) == 2
+
+    calls_again = []  # a later sitting: only the failed point runs
+    assert work({GridStudy(storage, "b", {"seed": [1, 2, 3]}): fake_run(calls_again)}, deadline=None) == []
+    assert calls_again == [{"seed": 2}]
+    assert work({first: fake_run(calls_again)}, deadline=0.0) == []  # past the deadline nothing starts
+    assert calls_again == [{"seed": 2}]
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # the test's own ask() stands in for another worker
+def test_a_point_queued_twice_runs_once(tmp_path: Path) -> None:
+    """Two workers that queue the same point at the same instant: the later trial is pruned before it trains."""
+    storage = open_storage(f"sqlite:///{tmp_path / 'grid.db'}")
+    study = GridStudy(storage, "a", {"seed": [7, 8]})
+    study.study.enqueue_trial({"seed": 7})  # another worker's queued copy of the point this worker picks next
+    calls = []
+    study.run_next(fake_run(calls), set())  # runs the other worker's copy of 7
+    study.run_next(fake_run(calls), set())  # 8
+    assert calls == [{"seed": 7}, {"seed": 8}]
+    other = GridStudy(storage, "b", {"seed": [7]})
+    other.study.enqueue_trial({"seed": 7})
+    other.study.enqueue_trial({"seed": 7})
+    running = other.study.ask()  # the first copy: another worker is running it now
+    assert other.run_next(fake_run(calls), set()).state == TrialState.PRUNED  # the second copy: not trained
+    assert calls == [{"seed": 7}, {"seed": 8}]
+    assert other.trials(TrialState.PRUNED)[0].user_attrs["duplicate_of"] == running.number
+    assert other.run_next(fake_run(calls), set()) is None  # nothing left to run
+
+
+WORKER = """
+import json, sys, time
+from pathlib import Path
+from pseudo_kd_hf.tuning.grid import GridStudy, work
+from pseudo_kd_hf.tuning.study import open_storage
+url, log = sys.argv[1], Path(sys.argv[2])
+def run(params):
+    with open(log, "a") as stream:
+        stream.write(json.dumps(params) + "\\n")
+    time.sleep(0.3)
+    return {"score": 1.0}
+storage = open_storage(url)
+studies = [GridStudy(storage, name, {"seed": list(range(6))}) for name in ("a", "b")]
+print(len(work({study: run for study in studies}, None)))
+"""
+
+
+@pytest.mark.slow
+def test_two_worker_processes_share_a_grid_without_running_a_point_twice(tmp_path: Path) -> None:
+    url, log = f"sqlite:///{tmp_path / 'grid.db'}", tmp_path / "runs.jsonl"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-c", WORKER, url, str(log)]
+    workers = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)]
+    workers.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = [worker.communicate(timeout=300)[0] for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], outputs
+    runs = log.read_text().splitlines()
+    assert len(runs) == 12  # 2 studies x 6 seeds, none twice (each worker also ran some: the log is shared)
+    for name in ("a", "b"):
+        study = optuna.load_study(study_name=name, storage=url)
+        seeds = [trial.params["seed"] for trial in study.get_trials(states=(TrialState.COMPLETE,))]
+        assert sorted(seeds) == list(range(6))
+
+
+# ---- the benchmark grid on the engine --------------------------------------------------------------------------
+
+
+def test_benchmark_runs_selection_then_every_variant_and_seed(
+    glue: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+
+    def run_once(args, task, method, seed, settings, flags=None, name=None, keep_weights=False):
+        calls.append((task, method, seed, flags))
+        name = name or f"{task}_{method}_seed{seed}"
+        score = 50.0 + settings["learning_rate"] * 1e4 + (seed - 42) + (method == "ls")
+        settings_used = {key: settings[key] for key in ("learning_rate", "num_train_epochs")}
+        return {
+            "name": name,
+            "task": task,
+            "method": method,
+            "seed": seed,
+            "score": score,
+            "wall_s": 1.0,
+            **settings_used,
+        }
+
+    monkeypatch.setattr(glue, "run_once", run_once)
+    monkeypatch.setattr(glue, "kd_runs_pending", lambda args, task: False)  # no teacher weights to look for
+    flags = ["--output_dir", str(tmp_path / "out"), "--runs_dir", str(tmp_path / "runs"), "--model", "m"]
+    flags += ["--tasks", "rte", "stsb", "--methods", "none", "ls", "kd", "--seeds", "42", "43"]
+    flags += ["--select_learning_rates", "1e-4", "2e-4", "--variant", "tau2=--regularization none --alpha 0.3"]
+    assert glue.main(flags) == 0
+    selection = [call for call in calls if call[1] == "none" and call[3] is None]
+    assert len(selection) == 4  # 2 tasks x 2 learning rates, at the select seed
+    grid = {(task, method, seed): run_flags for task, method, seed, run_flags in calls if run_flags is not None}
+    assert set(grid) == {
+        (task, method, seed)
+        for task in ("rte", "stsb")
+        for method in ("none", "ls", "kd", "tau2")
+        for seed in (42, 43)
+        if not (task == "stsb" and method == "ls")  # classification only
+    }
+    teacher = str(tmp_path / "runs" / "full" / "rte" / "rte_select_lr0.0002_ep3_seed0")  # the best selection run
+    assert grid[("rte", "kd", 42)] == ["--regularization", "kd", "--teacher_name_or_path", teacher]
+    assert grid[("rte", "tau2", 43)] == ["--regularization", "none", "--alpha", "0.3"]
+
+    calls.clear()  # a second sitting finds everything done in the studies
+    assert glue.main(flags) == 0
+    assert calls == []
+    # the report reads the results from the studies (this fake run wrote no raw files)
+    results = json.loads((tmp_path / "out" / "results_full.json").read_text())
+    assert results["summary"]["rte"]["ls"]["vs_none"]["mean"] == pytest.approx(1.0)
+    assert results["summary"]["rte"]["tau2"]["n"] == 2
+    assert "stsb" in results["summary"] and "ls" in results["summary"]["stsb"]  # shown as none
+    assert RESULT == "result"
