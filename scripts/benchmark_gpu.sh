@@ -16,11 +16,12 @@
 # new runs after GRID_BUDGET_S seconds (resumable: a later sitting continues it). Everything it writes lands in
 # $OUT: gpu.txt (card and versions), speed_paper_cuda_bf16.{md,json}, grid.log, and glue.tar.gz (raw per-run JSON,
 # results_full.{md,json,png}, every run's log).
-# `compare` (issue 13): the MiniLM-L6 student on COMPARE_TASKS with the full grid's settings (benchmarks/glue, whose
-# raw/full already holds none, ls and pseudo_kd at seeds 42-45: only what is missing runs), the variants
+# `compare` (issue 13): the MiniLM-L6 student on COMPARE_TASKS with the full grid's settings (benchmarks/
+# paper_comparison, whose raw/full holds the full grid's none, ls and pseudo_kd runs at seeds 42-45 and its learning-
+# rate selection, copied from benchmarks/glue/raw/full: only what is missing runs), the variants
 # pseudo_kd_tau (Appendix C's beta read as a temperature: beta = 0.1 * 2) and kd_mpnet (KD from the fine-tuned MPNet
 # teacher's logits file $CARRY/teacher_logits/<task>.safetensors, on COMPARE_KD_TASKS only). Writes
-# $OUT/compare.tar.gz (benchmarks/glue: raw JSON of every run, results_full.{md,json,png}) and compare.log.
+# $OUT/compare.tar.gz (benchmarks/paper_comparison: raw JSON of every run, results_full.{md,json,png}) and compare.log.
 # `tune` (issue 14): for each of TUNE_TASKS and each of none, ls, pseudo_kd, kd an Optuna study of TUNE_TRIALS trials
 # on held-out training data (10 %; KD's teacher: MiniLM fine-tuned with `none` on the same 90 %), all studies at once;
 # then GRID_SEEDS seeds of each method's best.yaml on the full training set, on dev, with paired 95 % intervals to the
@@ -103,7 +104,7 @@ run() {
 compare() {
   local seeds=${GRID_SEEDS:-42 43 44 45 46} budget=${GRID_BUDGET_S:-240} kd_tasks=(${COMPARE_KD_TASKS:-})
   local grid=(python3 scripts/benchmark_glue.py --model /tmp/minilm --glue_data "$CARRY/glue_data" --seeds $seeds
-    --output_dir benchmarks/glue --runs_dir /tmp/glue_runs --storage sqlite:////tmp/compare.db)
+    --output_dir benchmarks/paper_comparison --runs_dir /tmp/glue_runs --storage sqlite:////tmp/compare.db)
   local started=$SECONDS
   timeout $((budget + 150)) "${grid[@]}" --tasks ${COMPARE_TASKS:-cola mrpc rte stsb} --methods none ls pseudo_kd \
     --variant "pseudo_kd_tau=--regularization pseudo_kd --beta 0.2" --jobs "${GRID_JOBS:-15}" --threads 1 \
@@ -117,7 +118,7 @@ compare() {
   fi
   "${grid[@]}" --tasks ${COMPARE_TASKS:-cola mrpc rte stsb} --methods none ls pseudo_kd --report_only >/dev/null || true
   grep -v "training$" "$OUT/compare.log" | tail -n 40
-  tar -czf "$OUT/compare.tar.gz" benchmarks/glue
+  tar -czf "$OUT/compare.tar.gz" benchmarks/paper_comparison
 }
 
 TUNE_TASK_LIST=(${TUNE_TASKS:-cola mrpc rte})
