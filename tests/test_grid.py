@@ -137,6 +137,33 @@ def test_a_point_queued_twice_runs_once(tmp_path: Path) -> None:
     assert other.run_next(fake_run(calls), set()) is None  # nothing left to run
 
 
+def test_a_trial_another_worker_reported_first_does_not_stop_the_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SQLite can let two workers claim one queued trial; the one that reports second gets optuna's "Cannot tell a
+    COMPLETE trial". Seen on the H100 grid: the worker must carry on with the other points, not crash."""
+    storage = open_storage(f"sqlite:///{tmp_path / 'grid.db'}")
+    study = GridStudy(storage, "a", {"seed": [1, 2]})
+    run_next, raised = GridStudy.run_next, []
+
+    def run_next_losing_the_first_race(self, run, retried):
+        if not raised:
+            raised.append(True)
+            run_next(self, run, retried)  # the other worker's run of the point, reported first
+            raise ValueError("Cannot tell a COMPLETE trial.")
+        return run_next(self, run, retried)
+
+    monkeypatch.setattr(GridStudy, "run_next", run_next_losing_the_first_race)
+    calls = []
+    with caplog.at_level("WARNING", logger="pseudo_kd_hf.tuning.grid"):
+        assert work({study: fake_run(calls)}, deadline=None) == []
+    assert [call["seed"] for call in calls] == [1, 2] and set(study.results()) == {(1,), (2,)}
+    assert "another worker finished the same trial first" in caplog.text
+    monkeypatch.setattr(GridStudy, "run_next", lambda *_: (_ for _ in ()).throw(ValueError("other")))
+    with pytest.raises(ValueError, match="other"):
+        work({GridStudy(storage, "b", {"seed": [1]}): fake_run([])}, deadline=None)
+
+
 WORKER = """
 import json, sys, time
 from pathlib import Path

@@ -11,6 +11,7 @@ cut short leaves every study at the same first points.
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -22,6 +23,8 @@ from optuna.storages import RDBStorage, fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 
 from .study import load_study
+
+logger = logging.getLogger(__name__)
 
 RESULT = "result"  # the trial's user attribute holding its run's result (a JSON-able dict with a "score")
 POLL_S = 10.0
@@ -124,7 +127,15 @@ def work(runs: dict[GridStudy, Callable], deadline: float | None) -> list[str]:
     active = list(runs)
     while active and (deadline is None or time.monotonic() < deadline):
         study = min(active, key=GridStudy.started)
-        trial = study.run_next(runs[study], retried)
+        try:
+            trial = study.run_next(runs[study], retried)
+        except ValueError as error:
+            if not str(error).startswith("Cannot tell a"):
+                raise
+            # SQLite does not lock a queued trial between reading and claiming it: two workers can run the same
+            # trial, and the second to finish cannot report it. The first one's result stands; carry on.
+            logger.warning(f"{study.name}: another worker finished the same trial first ({error})")
+            continue
         if trial is None:
             active.remove(study)
         elif trial.state == TrialState.FAIL:
