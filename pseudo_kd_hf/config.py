@@ -6,6 +6,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
+import torch
 from transformers import TrainingArguments
 
 from .fast_step import apply_fast_step_arguments
@@ -120,6 +121,8 @@ class PseudoKDTrainingArguments(TrainingArguments):
                 "label_smoothing_factor would smooth on top of the regulariser: use "
                 f"regularization='ls' with alpha={self.label_smoothing_factor} instead."
             )
+        if self.use_cpu or not torch.accelerator.is_available():
+            self.dataloader_pin_memory = False  # nothing to pin for; torch would warn at every DataLoader
         super().__post_init__()
         if self.fast_step:  # after super(), which builds accelerator_config
             apply_fast_step_arguments(self)

@@ -120,6 +120,11 @@ class Regularizer:
     def restart_state(self, model: torch.nn.Module) -> None:
         """Resuming from a checkpoint without the method's state: start it afresh from the resumed `model`."""
 
+    def describe(self) -> str:
+        """The method and its settings in one line, the run's first log line (e.g. ``ls: alpha 0.1``)."""
+        settings = ", ".join(f"{name} {getattr(self.args, name):g}" for name in self.bounds)
+        return f"{self.name}: {settings}" if settings else self.name
+
     def model_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
         """`batch` without the method's own columns: what the model (or a teacher, an EMA copy) takes."""
         return {name: value for name, value in batch.items() if name not in self.columns}
