@@ -107,7 +107,7 @@ class DataTrainingArguments:
     max_eval_samples: int | None = field(default=None, metadata={"help": "Keep the first N examples of each dev set."})
     max_predict_samples: int | None = field(
         default=None,
-        metadata={"help": "Keep the first N test examples (debugging only: no leaderboard file is written then)."},
+        metadata={"help": "Keep the first N test examples (predict_results_<task>.txt only, no leaderboard file)."},
     )
     overwrite_cache: bool = field(default=False, metadata={"help": "Tokenise again instead of reading the cache."})
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenisation."})
@@ -316,7 +316,13 @@ def apply_preset(values: dict[str, Any], task: GlueTask) -> dict[str, Any]:
 def task_arguments(
     values: dict[str, Any],
 ) -> tuple[ModelArguments, DataTrainingArguments, PseudoKDTrainingArguments]:
-    """One task's dataclasses: `build_arguments` after `--preset` filled the fields the user did not set."""
+    """One task's dataclasses: `build_arguments` after `--preset` filled the fields the user did not set.
+
+    Output sent to a file (stderr not a terminal) gets no progress bars unless `--disable_tqdm false` is given: a bar
+    nested under another (evaluation during training) writes terminal escape codes, and every update a line break.
+    """
     if values.get("preset") == "paper" and values.get("task_name") is not None:
         values = apply_preset(values, get_task(suite_task_name(values.get("task_name"))))
+    if "disable_tqdm" not in values and not sys.stderr.isatty():
+        values = {**values, "disable_tqdm": True}
     return build_arguments(values)

@@ -6,6 +6,8 @@ import csv
 import json
 import logging
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,7 @@ from pseudo_kd_hf.regularizers import get_regularizer
 from pseudo_kd_hf.suite import write_predict_results
 from tests.helpers.glue_models import TEACHER_WORDS, save_tiny_student, save_tiny_teacher
 
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 LABELS = ("happy", "sad", "angry")  # written unsorted; run_glue numbers them in sorted order
 
 
@@ -229,8 +232,8 @@ def test_each_method_describes_itself_in_one_line(tmp_path: Path) -> None:
     assert args.dataloader_pin_memory is False  # on CPU: torch would warn at every evaluation
 
 
-def test_run_log_starts_with_the_method_and_has_no_escape_codes(
-    student: Path, tmp_path: Path, capsys, caplog: pytest.LogCaptureFixture
+def test_run_log_starts_with_the_method_and_says_where_teacher_logits_came_from(
+    student: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The first line of the run's log names the method; KD says where its teacher logits came from."""
     teacher = save_tiny_teacher(tmp_path / "teacher", list(LABELS))
@@ -252,8 +255,6 @@ def test_run_log_starts_with_the_method_and_has_no_escape_codes(
     state = json.loads((tmp_path / "first" / "trainer_state.json").read_text())
     [end] = [entry for entry in state["log_history"] if "train_runtime" in entry]
     assert {"ce_loss", "regularizer_loss"} <= set(end)  # 2 steps < --logging_steps 50: logged once, at the end
-    out = capsys.readouterr()
-    assert "\x1b[" not in out.out + out.err
 
 
 # ---- item 6: small things ----------------------------------------------------------------------------------------
@@ -289,3 +290,58 @@ def test_unknown_task_name_lists_all_and_explains_ax(tmp_path: Path, capsys) -> 
     assert main(["--task_name", "ax", *output_dir]) == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert "the mnli model predicts it" in error and "--task_name mnli --do_predict" in error
+
+
+def test_tensorboard_records_the_loss_parts(tmp_path: Path) -> None:
+    """`--report_to tensorboard` gets `ce_loss` and `regularizer_loss` at each logging step and at the end."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from pseudo_kd_hf import PseudoKDTrainer
+    from tests.helpers.tiny import sgd_args, tiny_bert, tiny_dataset
+
+    args = sgd_args(str(tmp_path), max_steps=3, logging_steps=2, report_to="tensorboard", regularization="pseudo_kd")
+    trainer = PseudoKDTrainer(model=tiny_bert(3), args=args, train_dataset=tiny_dataset(16, 3))
+    trainer.train()
+    [event_file] = tmp_path.glob("**/events.out.tfevents.*")
+    events = EventAccumulator(str(event_file.parent)).Reload()
+    logged = [entry for entry in trainer.state.log_history if "ce_loss" in entry]
+    assert [entry["step"] for entry in logged] == [2, 3]  # step 2's log, then the end for step 3
+    for part in ("ce_loss", "regularizer_loss"):
+        scalars = events.Scalars(f"train/{part}")
+        assert [scalar.step for scalar in scalars] == [2, 3]
+        assert [scalar.value for scalar in scalars] == pytest.approx([entry[part] for entry in logged], rel=1e-6)
+
+
+@pytest.mark.slow
+def test_a_log_written_to_a_file_has_no_escape_codes_or_pin_memory_warnings(student: Path, tmp_path: Path) -> None:
+    """The runner as a user starts it, its output sent to a file: transformers' bold load report and nested progress
+    bars would write terminal escape codes; every CPU evaluation would warn about pin_memory."""
+    flags = run_flags(student, tmp_path / "run", *own_files(tmp_path / "data"), "--do_train", "--do_eval")
+    del flags[flags.index("--disable_tqdm") : flags.index("--disable_tqdm") + 2]  # the default, as a user runs it
+    log = tmp_path / "log.txt"
+    with log.open("w") as output:
+        command = [
+            sys.executable,
+            str(SCRIPTS / "run_glue.py"),
+            *flags,
+            "--eval_strategy",
+            "steps",
+            "--eval_steps",
+            "1",
+        ]
+        subprocess.run(command, stdout=output, stderr=subprocess.STDOUT, check=True, cwd=tmp_path)
+    text = log.read_text(encoding="utf-8")
+    assert "LOAD REPORT" in text  # the message that carried escape codes is there, without them
+    assert "\x1b" not in text
+    assert "pin_memory" not in text
+    assert "\r" not in text and "'ce_loss'" in text  # no progress bars; the Trainer prints its logs as lines
+
+
+def test_submit_summary_counts_one_file_in_the_singular(tmp_path: Path, capsys) -> None:
+    from pseudo_kd_hf.glue.submission import write_leaderboard_file
+    from pseudo_kd_hf.suite import submit_main
+
+    run = write_leaderboard_file("rte", [0, 1] * 1500, tmp_path / "runs" / "rte").parent
+    assert submit_main([str(run), "--output_dir", str(tmp_path / "submission"), "--fill_missing"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].endswith("(1 file from runs, 10 filled).")
