@@ -200,7 +200,7 @@ DESCRIPTION = (
     "Hugging Face's run_glue.py does. Settings come from flags, or from one JSON/YAML file of flag names and values; "
     "flags given after the file override its values (pseudo-kd-glue rte.yaml --seed 3)."
 )
-KD_TEACHER_FIELDS = ("teacher_name_or_path", "kd_online")  # ModelArguments' fields shown under "KD teacher"
+KD_TEACHER_FIELDS = ("teacher_name_or_path", "teacher_logits", "kd_online")  # shown under "KD teacher"
 
 
 def build_parser() -> HfArgumentParser:

@@ -213,9 +213,10 @@ def load_own_files(
     data_args: DataTrainingArguments, training_args: PseudoKDTrainingArguments, cache_dir: str | None
 ) -> tuple[CustomTask, DatasetDict]:
     """--train_file / --validation_file / --test_file, as run_glue reads them (`custom_data.load_data_files`)."""
-    needed = {"--do_eval": ("validation_file", training_args.do_eval)}
-    needed["--do_predict"] = ("test_file", training_args.do_predict)
-    for stage, (name, wanted) in needed.items():
+    for stage, wanted, name in (
+        ("--do_eval", training_args.do_eval, "validation_file"),
+        ("--do_predict", training_args.do_predict, "test_file"),
+    ):
         if wanted and getattr(data_args, name) is None:
             raise ValueError(f"{stage} with --train_file needs --{name} too (or drop {stage}).")
     raw_datasets, task = load_data_files(
