@@ -22,6 +22,8 @@ included), logs the loss parts and checkpoints the method's state. A method owns
 - `update_state(logits, keep, batch)`: after every training micro-batch's loss, with the rows kept.
 - `state_dict()` / `load_state_dict(state)` / `restart_state(model)`: saved into every checkpoint as
   `regularizer_state.pt`; restored on resume; restarted when a checkpoint lacks the file.
+- `describe()`: the method and its settings in one line, the first line `pseudo-kd-glue` logs (default: the name
+  and the settings in `bounds`).
 """
 
 from __future__ import annotations
