@@ -10,7 +10,6 @@ the teacher's logits, tokenise, build the trainer, then train, evaluate and pred
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,6 +46,7 @@ from .custom_data import CustomTask, load_data_files
 from .glue.data import load_glue_task
 from .glue.metrics import compute_metrics_fn
 from .glue.tasks import AX_PREDICTED_BY, GlueTask, get_task
+from .plain_logs import plain_text_when_not_a_terminal
 from .regularizers import get_regularizer, registered_regularizers
 from .suite import EVAL_SUFFIXES, ax_test_split, run_suite, write_predictions
 from .teacher import add_teacher_logits, load_teacher_model, teacher_label_order
@@ -98,34 +98,7 @@ def setup_logging(training_args: PseudoKDTrainingArguments) -> None:
     transformers.utils.logging.set_verbosity(log_level)
     transformers.utils.logging.enable_default_handler()
     transformers.utils.logging.enable_explicit_format()
-    _plain_text_when_not_a_terminal()
-
-
-ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-
-class _StripEscapeCodes(logging.Filter):
-    """Removes terminal escape codes from a record (transformers bolds its model load report unconditionally)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "\x1b" in message:
-            record.msg, record.args = ANSI_ESCAPE.sub("", message), None
-        return True
-
-
-def _plain_text_when_not_a_terminal() -> None:
-    """A log written to a file gets no escape codes: none in log records, and no progress bars of the libraries
-    (datasets, model saving), whose nesting under the Trainer's bar writes cursor moves. The Trainer's own bar
-    follows --disable_tqdm."""
-    for logger_name in ("", "transformers"):  # the root logger (run_glue's basicConfig), transformers' own handler
-        for handler in logging.getLogger(logger_name).handlers:
-            stream = getattr(handler, "stream", None)
-            if not (stream is not None and hasattr(stream, "isatty") and stream.isatty()):
-                handler.addFilter(_StripEscapeCodes())
-    if not sys.stderr.isatty():
-        datasets.disable_progress_bars()
-        transformers.utils.logging.disable_progress_bar()
+    plain_text_when_not_a_terminal()
 
 
 @dataclass
