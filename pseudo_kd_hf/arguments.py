@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from transformers import HfArgumentParser
+from transformers import HfArgumentParser, TrainingArguments
 
 from .config import PseudoKDTrainingArguments
 from .glue.tasks import AX_PREDICTED_BY, TASKS, GlueTask, PaperPreset, get_task
@@ -41,6 +41,8 @@ SUITE_TASKS = tuple(task for task in TASKS.values() if "train" in task.files)  #
 @dataclass
 class ModelArguments:
     """Which student (and teacher) to fine-tune, as in run_glue."""
+
+    _argument_group_name = "Model (run_glue.py's flags)"
 
     model_name_or_path: str = field(
         default="distilroberta-base",
@@ -82,11 +84,27 @@ class ModelArguments:
 
 @dataclass
 class DataTrainingArguments:
-    """Which GLUE task, where its data is, and how to tokenise it, as in run_glue."""
+    """Which GLUE task (or your own files), where its data is, and how to tokenise it, as in run_glue."""
+
+    _argument_group_name = "Data: a GLUE task or your own files"
 
     task_name: str | None = field(
         default=None,
         metadata={"help": f"GLUE task: {', '.join(task.name for task in SUITE_TASKS)}, or {ALL_TASKS} for the suite."},
+    )
+    train_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "Your own training data instead of --task_name: a CSV or JSON lines file with a 'label' column "
+            "(class names or ids; floats for regression) and sentence1/sentence2 or sentence (else the first one or "
+            "two other columns)."
+        },
+    )
+    validation_file: str | None = field(
+        default=None, metadata={"help": "Your own dev data (--do_eval), same format and columns as --train_file."}
+    )
+    test_file: str | None = field(
+        default=None, metadata={"help": "Your own test data (--do_predict), same format; 'label' may be absent."}
     )
     data_dir: str | None = field(
         default=None,
@@ -100,7 +118,7 @@ class DataTrainingArguments:
     max_eval_samples: int | None = field(default=None, metadata={"help": "Keep the first N examples of each dev set."})
     max_predict_samples: int | None = field(
         default=None,
-        metadata={"help": "Keep the first N test examples (debugging only: no leaderboard file is written then)."},
+        metadata={"help": "Keep the first N test examples (predict_results_<task>.txt only, no leaderboard file)."},
     )
     overwrite_cache: bool = field(default=False, metadata={"help": "Tokenise again instead of reading the cache."})
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenisation."})
@@ -140,7 +158,13 @@ class DataTrainingArguments:
     def __post_init__(self) -> None:
         if self.heldout_fraction is not None and not 0.0 < self.heldout_fraction < 1.0:
             raise ValueError(f"--heldout_fraction must be in (0, 1), got {self.heldout_fraction}.")
-        self.task_name = suite_task_name(self.task_name)
+        own_files = [f"--{name}" for name in DATA_FILE_FIELDS if getattr(self, name) is not None]
+        if own_files and self.task_name is not None:
+            raise ValueError(f"--task_name {self.task_name} and {own_files[0]}: pass a GLUE task or your own files.")
+        if not own_files:
+            self.task_name = suite_task_name(self.task_name)
+        elif self.preset is not None:
+            raise ValueError("--preset paper holds the paper's GLUE settings: drop it with --train_file.")
         if self.preset is not None and self.preset not in PRESETS:
             raise ValueError(f"--preset {self.preset!r} is unknown: choose one of {', '.join(PRESETS)}.")
         if self.paper_beta_reading not in PAPER_BETA_READINGS:
@@ -150,16 +174,24 @@ class DataTrainingArguments:
             )
 
 
+DATA_FILE_FIELDS = ("train_file", "validation_file", "test_file")
+_TASK_CHOICES = f"one of {', '.join(task.name for task in SUITE_TASKS)}, or {ALL_TASKS} for every task"
+_AX_NOTE = f"ax (the diagnostic set) is not trained: the {AX_PREDICTED_BY} model predicts it"
+
+
 def suite_task_name(name: str | None) -> str:
     """The canonical name of a GLUE task with training data (`ALL_TASKS` for the suite); `ValueError` otherwise."""
     if name is None:
-        raise ValueError(f"--task_name is required: one of {', '.join(t.name for t in SUITE_TASKS)}, {ALL_TASKS}.")
+        raise ValueError(f"--task_name is required: {_TASK_CHOICES}; or your own data with --train_file.")
     if name.lower() == ALL_TASKS:
         return ALL_TASKS
-    task = get_task(name)
+    try:
+        task = get_task(name)
+    except ValueError:
+        raise ValueError(f"--task_name {name!r} is not a GLUE task: {_TASK_CHOICES} ({_AX_NOTE}).") from None
     if task not in SUITE_TASKS:
         raise ValueError(
-            f"--task_name {task.name} has no training data: its leaderboard file is written by "
+            f"--task_name {task.name} has no training data: {_AX_NOTE}, so its leaderboard file is written by "
             f"--task_name {AX_PREDICTED_BY} --do_predict."
         )
     return task.name
@@ -200,13 +232,60 @@ def _field_types() -> dict[str, Any]:
     return types
 
 
+USAGE = "pseudo-kd-glue [CONFIG.yaml | CONFIG.json] [--flag VALUE ...]"
+DESCRIPTION = (
+    "Fine-tune, evaluate and predict a GLUE task (or your own CSV / JSON lines files) with a label regulariser, as "
+    "Hugging Face's run_glue.py does. Settings come from flags, or from one JSON/YAML file of flag names and values; "
+    "flags given after the file override its values (pseudo-kd-glue rte.yaml --seed 3)."
+)
+KD_TEACHER_FIELDS = ("teacher_name_or_path", "teacher_logits", "kd_online")  # shown under "KD teacher"
+
+
+def build_parser() -> HfArgumentParser:
+    """The `pseudo-kd-glue` parser: run_glue's three dataclasses, with `--help` grouped for a person to read."""
+    parser = HfArgumentParser(ARGUMENT_CLASSES, prog="pseudo-kd-glue", usage=USAGE, description=DESCRIPTION)
+    _group_help(parser)
+    return parser
+
+
+def _group_help(parser: HfArgumentParser) -> None:
+    """Order `--help` as: the method's flags, the KD teacher's, data, model, then `TrainingArguments`' own.
+
+    HfArgumentParser gives a dataclass with `_argument_group_name` its own group (data, model), but puts the
+    method's flags, which live in `PseudoKDTrainingArguments`, among 100+ `TrainingArguments` flags. argparse has
+    no public way to move an action between groups, so this moves the actions (the parsing is unchanged: only the
+    help's sections and their order change).
+    """
+    inherited = {setting.name for setting in dataclasses.fields(TrainingArguments)}
+    method = {setting.name for setting in dataclasses.fields(PseudoKDTrainingArguments)} - inherited
+    sections = [
+        ("Label regularisation method (this project)", lambda dest: dest in method),
+        ("KD teacher (this project)", lambda dest: dest in KD_TEACHER_FIELDS),
+        (DataTrainingArguments._argument_group_name, None),
+        (ModelArguments._argument_group_name, None),
+        ("Training (Hugging Face TrainingArguments)", lambda dest: dest in inherited),
+    ]
+    groups = {group.title: group for group in parser._action_groups}
+    ordered = []
+    for title, wanted in sections:
+        group = groups.get(title) or parser.add_argument_group(title)
+        if wanted is not None:
+            for source in parser._action_groups:
+                moved = [action for action in source._group_actions if source is not group and wanted(action.dest)]
+                source._group_actions[:] = [action for action in source._group_actions if action not in moved]
+                group._group_actions.extend(moved)
+        ordered.append(group)
+    rest = [group for group in parser._action_groups if group not in ordered and group._group_actions]
+    parser._action_groups[:] = rest + ordered  # positionals and `-h` first, then the sections
+
+
 _UNSET = object()  # a field argparse did not set: absent from argv
 
 
 @bad_input_is_usage_error
 def read_arguments(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """The arguments the user set, by field name: from the command line, from one .json/.yaml/.yml file, or from
-    such a file followed by flags that override it (`pseudo-kd-glue best.yaml --do_predict --output_dir runs/x`).
+    such a file followed by flags that override its values (`pseudo-kd-glue rte.yaml --seed 3`).
 
     Only what was set is returned (not the defaults), so `--preset paper` can fill in exactly the rest. argv is
     parsed once: every field starts out unset in the namespace, which keeps argparse from writing its defaults.
@@ -214,10 +293,10 @@ def read_arguments(argv: Sequence[str] | None = None) -> dict[str, Any]:
     argv = list(sys.argv[1:] if argv is None else argv)
     field_types = _field_types()
     from_file: dict[str, Any] = {}
-    if argv and argv[0].endswith(CONFIG_SUFFIXES):  # a config file, then flags that override its values
+    if argv and argv[0].endswith(CONFIG_SUFFIXES):
         from_file, argv = _read_config_file(Path(argv[0]), field_types), argv[1:]
     unset = argparse.Namespace(**dict.fromkeys(field_types, _UNSET))
-    namespace = HfArgumentParser(ARGUMENT_CLASSES).parse_args(argv, namespace=unset)  # --help, bad flags end here
+    namespace = build_parser().parse_args(argv, namespace=unset)  # --help, bad flags end here
     return {**from_file, **{name: value for name, value in vars(namespace).items() if value is not _UNSET}}
 
 
@@ -296,7 +375,13 @@ def apply_preset(values: dict[str, Any], task: GlueTask) -> dict[str, Any]:
 def task_arguments(
     values: dict[str, Any],
 ) -> tuple[ModelArguments, DataTrainingArguments, PseudoKDTrainingArguments]:
-    """One task's dataclasses: `build_arguments` after `--preset` filled the fields the user did not set."""
-    if values.get("preset") == "paper":
+    """One task's dataclasses: `build_arguments` after `--preset` filled the fields the user did not set.
+
+    Output sent to a file (stderr not a terminal) gets no progress bars unless `--disable_tqdm false` is given: a bar
+    nested under another (evaluation during training) writes terminal escape codes, and every update a line break.
+    """
+    if values.get("preset") == "paper" and values.get("task_name") is not None:
         values = apply_preset(values, get_task(suite_task_name(values.get("task_name"))))
+    if "disable_tqdm" not in values and not sys.stderr.isatty():
+        values = {**values, "disable_tqdm": True}
     return build_arguments(values)

@@ -42,9 +42,11 @@ from .arguments import (
     task_arguments,
 )
 from .config import PseudoKDTrainingArguments
+from .custom_data import CustomTask, load_data_files
 from .glue.data import HELDOUT_SPLIT, heldout_split, load_glue_task
-from .glue.metrics import glue_compute_metrics_fn
+from .glue.metrics import compute_metrics_fn
 from .glue.tasks import AX_PREDICTED_BY, GlueTask, get_task
+from .plain_logs import plain_text_when_not_a_terminal
 from .regularizers import get_regularizer, registered_regularizers
 from .suite import EVAL_SUFFIXES, ax_test_split, run_suite, write_predictions
 from .teacher import add_teacher_logits, load_teacher_model, teacher_label_order
@@ -52,6 +54,8 @@ from .teacher_file import attach_teacher_logits
 from .trainer import PseudoKDTrainer
 
 logger = logging.getLogger(__name__)
+
+Task = GlueTask | CustomTask  # a GLUE task, or one read from --train_file
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -95,6 +99,7 @@ def setup_logging(training_args: PseudoKDTrainingArguments) -> None:
     transformers.utils.logging.set_verbosity(log_level)
     transformers.utils.logging.enable_default_handler()
     transformers.utils.logging.enable_explicit_format()
+    plain_text_when_not_a_terminal()
 
 
 @dataclass
@@ -114,7 +119,7 @@ def prepare_task(
     model_args: ModelArguments, data_args: DataTrainingArguments, training_args: PseudoKDTrainingArguments
 ) -> PreparedTask:
     """Checks -> seed -> data -> student -> teacher logits -> tokenisation -> `PseudoKDTrainer`."""
-    task = get_task(data_args.task_name)
+    logger.info(get_regularizer(training_args.regularization)(training_args).describe())  # the run's first line
     _check_stages(model_args, training_args)
     if data_args.heldout_fraction is not None and training_args.do_predict:
         raise ValueError(
@@ -126,7 +131,7 @@ def prepare_task(
     last_checkpoint = _last_checkpoint(training_args, data_args.overwrite_output_dir)
     set_seed(training_args.seed)
 
-    raw_datasets = load_splits(task, data_args, training_args)
+    task, raw_datasets = load_splits(data_args, training_args, model_args.cache_dir)
     model, tokenizer = load_student(model_args, task)
     max_seq_length = _max_seq_length(data_args, tokenizer)
     train_dataset, online_teacher = None, None
@@ -158,7 +163,7 @@ def prepare_task(
         }
     predict_datasets = {}
     if training_args.do_predict:
-        test_splits = {task.submission_keys[split]: raw_datasets[split] for split in task.test_splits}
+        test_splits = {task.submission_keys.get(split, task.name): raw_datasets[split] for split in task.test_splits}
         if task.name == AX_PREDICTED_BY:
             test_splits.update(ax_test_split(data_args.data_dir))
         predict_datasets = {
@@ -172,9 +177,25 @@ def prepare_task(
 
 
 def load_splits(
-    task: GlueTask, data_args: DataTrainingArguments, training_args: PseudoKDTrainingArguments
-) -> DatasetDict:
-    """The task's splits, checking that every split the requested stages need is there."""
+    data_args: DataTrainingArguments, training_args: PseudoKDTrainingArguments, cache_dir: str | None = None
+) -> tuple[Task, DatasetDict]:
+    """The task and its splits (a GLUE task, or your own files), checking that the requested stages have their data."""
+    if data_args.task_name is None:
+        task, raw_datasets = load_own_files(data_args, training_args, cache_dir)
+    else:
+        task, raw_datasets = load_glue_splits(data_args, training_args)
+    if data_args.heldout_fraction is not None:
+        raw_datasets["train"], raw_datasets[HELDOUT_SPLIT] = heldout_split(
+            raw_datasets["train"], data_args.heldout_fraction, data_args.heldout_seed, task.is_regression
+        )
+    return task, raw_datasets
+
+
+def load_glue_splits(
+    data_args: DataTrainingArguments, training_args: PseudoKDTrainingArguments
+) -> tuple[GlueTask, DatasetDict]:
+    """A GLUE task's splits, checking that every split the requested stages need is there."""
+    task = get_task(data_args.task_name)
     raw_datasets = load_glue_task(task.name, data_args.data_dir)
     heldout = data_args.heldout_fraction is not None  # selection: evaluate on a part of train, never on dev
     needed = {
@@ -188,14 +209,31 @@ def load_splits(
             f"{task.name} has no {', '.join(missing)} split ({', '.join(task.files[split] for split in missing)} in "
             f"{task.folder}/): add the files, or drop the --do_train/--do_eval/--do_predict stage that needs them."
         )
-    if heldout:
-        raw_datasets["train"], raw_datasets[HELDOUT_SPLIT] = heldout_split(
-            raw_datasets["train"], data_args.heldout_fraction, data_args.heldout_seed, task.is_regression
-        )
-    return raw_datasets
+    return task, raw_datasets
 
 
-def eval_split_names(task: GlueTask, data_args: DataTrainingArguments) -> tuple[str, ...]:
+def load_own_files(
+    data_args: DataTrainingArguments, training_args: PseudoKDTrainingArguments, cache_dir: str | None
+) -> tuple[CustomTask, DatasetDict]:
+    """--train_file / --validation_file / --test_file, as run_glue reads them (`custom_data.load_data_files`)."""
+    for stage, wanted, name in (
+        ("--do_eval", training_args.do_eval, "validation_file"),
+        ("--do_predict", training_args.do_predict, "test_file"),
+    ):
+        held_out = stage == "--do_eval" and data_args.heldout_fraction is not None  # evaluates part of train
+        if wanted and getattr(data_args, name) is None and not held_out:
+            raise ValueError(f"{stage} with --train_file needs --{name} too (or drop {stage}).")
+    raw_datasets, task = load_data_files(
+        data_args.train_file, data_args.validation_file, data_args.test_file, cache_dir=cache_dir
+    )
+    logger.info(
+        f"Own data: text columns {', '.join(task.text_columns)}; "
+        + ("regression (float labels)" if task.is_regression else f"labels {', '.join(task.label_names)}")
+    )
+    return task, raw_datasets
+
+
+def eval_split_names(task: Task, data_args: DataTrainingArguments) -> tuple[str, ...]:
     """The dev set(s), or with --heldout_fraction the held-out part of the training set (selection never sees dev)."""
     return (HELDOUT_SPLIT,) if data_args.heldout_fraction is not None else task.validation_splits
 
@@ -208,7 +246,7 @@ def _hub_kwargs(model_args: ModelArguments) -> dict[str, Any]:
     }
 
 
-def load_student(model_args: ModelArguments, task: GlueTask) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def load_student(model_args: ModelArguments, task: Task) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The student with a head for the task's labels (named, so predictions and teacher checks read them)."""
     hub_kwargs = {**_hub_kwargs(model_args), "revision": model_args.model_revision}
     config = AutoConfig.from_pretrained(
@@ -252,7 +290,7 @@ def attach_teacher(
     train_dataset: Dataset,
     model_args: ModelArguments,
     training_args: PseudoKDTrainingArguments,
-    task: GlueTask,
+    task: Task,
     student: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     max_seq_length: int,
@@ -279,18 +317,23 @@ def attach_teacher(
 
 def tokenize_split(
     dataset: Dataset,
-    task: GlueTask,
+    task: Task,
     tokenizer: PreTrainedTokenizerBase,
     data_args: DataTrainingArguments,
     training_args: PseudoKDTrainingArguments,
     max_seq_length: int,
 ) -> Dataset:
-    """Tokenise the task's text columns (cached by `datasets`), truncated to `max_seq_length`."""
+    """Tokenise the task's text columns (cached by `datasets`), truncated to `max_seq_length`.
+
+    `datasets` keys the cache on the function and what it captures: `encode` captures only the tokenizer and the
+    tokenising settings, so changing another flag (e.g. --max_train_samples) reuses the dev and test sets' cache.
+    """
+    text_columns, padding = task.text_columns, "max_length" if data_args.pad_to_max_length else False
 
     def encode(examples: dict[str, list]) -> dict[str, list]:
         return tokenizer(
-            *(examples[column] for column in task.text_columns),
-            padding="max_length" if data_args.pad_to_max_length else False,
+            *(examples[column] for column in text_columns),
+            padding=padding,
             max_length=max_seq_length,
             truncation=True,
         )
@@ -306,7 +349,7 @@ def tokenize_split(
 
 
 def build_trainer(
-    task: GlueTask,
+    task: Task,
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     training_args: PseudoKDTrainingArguments,
@@ -328,7 +371,7 @@ def build_trainer(
         eval_dataset=eval_datasets.get(eval_split_names(task, data_args)[0]),  # for --eval_strategy in training
         processing_class=tokenizer,
         data_collator=data_collator,
-        compute_metrics=glue_compute_metrics_fn(task.name),
+        compute_metrics=compute_metrics_fn(task),
         teacher_model=online_teacher,
     )
 

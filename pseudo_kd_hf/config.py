@@ -6,6 +6,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
+import torch
 from transformers import TrainingArguments
 
 from .fast_step import apply_fast_step_arguments
@@ -128,6 +129,8 @@ class PseudoKDTrainingArguments(TrainingArguments):
                 "label_smoothing_factor would smooth on top of the regulariser: use "
                 f"regularization='ls' with alpha={self.label_smoothing_factor} instead."
             )
+        if self.use_cpu or not _has_accelerator():
+            self.dataloader_pin_memory = False  # nothing to pin for; torch would warn at every DataLoader
         super().__post_init__()
         if self.fast_step:  # after super(), which builds accelerator_config
             apply_fast_step_arguments(self)
@@ -159,3 +162,9 @@ class PseudoKDTrainingArguments(TrainingArguments):
                 continue
             hint = " (--regularization ls is Pseudo-KD's beta -> inf limit)" if setting.name == "beta" else ""
             raise ValueError(f"{setting.name} must be a finite number, got {value}{hint}.")
+
+
+def _has_accelerator() -> bool:
+    """What torch's DataLoader checks before it warns that `pin_memory` has nothing to pin for."""
+    accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6
+    return accelerator.is_available() if accelerator is not None else torch.cuda.is_available()

@@ -40,6 +40,19 @@ class CustomTask:
     def num_labels(self) -> int:
         return 1 if self.is_regression else len(self.label_names)
 
+    @property
+    def validation_splits(self) -> tuple[str, ...]:
+        return ("validation",)
+
+    @property
+    def test_splits(self) -> tuple[str, ...]:
+        return ("test",)
+
+    @property
+    def submission_keys(self) -> dict[str, str]:
+        """No leaderboard files: the test split's predictions go to `predict_results_<name>.txt` only."""
+        return {}
+
 
 def _loader(flag: str, path: Path) -> str:
     if not path.is_file():

@@ -11,11 +11,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from datasets import Dataset
 
 from .arguments import SUITE_TASKS
 from .config import PseudoKDTrainingArguments
 from .glue.data import load_glue_task
+from .glue.metrics import check_finite_predictions
+from .glue.submission import _write_atomically as write_atomically  # one atomic writer for every result file
 from .glue.submission import package_submission, validate_submission, write_leaderboard_file
 from .glue.tasks import METRIC_KEYS, SUBMISSION_FILES, TASKS
 
@@ -108,21 +111,50 @@ def ax_test_split(data_dir: str | None) -> dict[str, Dataset]:
     return {ax.submission_keys[split]: load_glue_task(ax.name, data_dir)[split] for split in ax.test_splits}
 
 
+# run_glue's names for the prediction files of MNLI's two test sets (`predict_results_mnli-mm.txt`).
+PREDICT_RESULTS_NAMES = {"mnli_matched": "mnli", "mnli_mismatched": "mnli-mm"}
+
+
 def write_predictions(trainer: PseudoKDTrainer, key: str, dataset: Dataset) -> None:
-    """Predict one test split and write its leaderboard file into output_dir (complete splits only)."""
-    entry = SUBMISSION_FILES[key]
+    """Predict one test split; write run_glue's `predict_results_<task>.txt` and, for a whole GLUE test split, its
+    leaderboard file into output_dir. Non-finite logits (a diverged model) raise before anything is written."""
     output = trainer.predict(dataset, metric_key_prefix="predict")
     logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
-    predictions = logits[:, 0] if TASKS[entry.task].is_regression else logits.argmax(axis=-1)
+    check_finite_predictions(key, logits)
     if not trainer.is_world_process_zero():
         return
-    if len(predictions) != entry.num_rows:
+    config = trainer.accelerator.unwrap_model(trainer.model).config
+    output_dir = Path(trainer.args.output_dir)
+    path = output_dir / f"predict_results_{PREDICT_RESULTS_NAMES.get(key, key)}.txt"
+    label_names = None if config.num_labels == 1 else [config.id2label[i] for i in range(config.num_labels)]
+    write_predict_results(path, logits, label_names)
+    logger.info(f"Wrote {path} ({len(logits)} predictions).")
+    entry = SUBMISSION_FILES.get(key)
+    if entry is None:  # your own data: no leaderboard
+        return
+    if len(logits) != entry.num_rows:
         logger.warning(
-            f"{entry.file_name} not written: --max_predict_samples kept {len(predictions)} of the {entry.num_rows} "
+            f"{entry.file_name} not written: --max_predict_samples kept {len(logits)} of the {entry.num_rows} "
             "test examples, and the leaderboard accepts only complete files."
         )
         return
-    logger.info(f"Wrote {write_leaderboard_file(key, predictions, trainer.args.output_dir)}.")
+    predictions = logits[:, 0] if TASKS[entry.task].is_regression else logits.argmax(axis=-1)
+    logger.info(f"Wrote {write_leaderboard_file(key, predictions, output_dir)}.")
+
+
+def write_predict_results(path: Path, logits: np.ndarray, label_names: Sequence[str] | None) -> None:
+    """run_glue's prediction file: `index<TAB>prediction`, a label name per row, or a `%3.3f` score (regression).
+
+    Written whole or not at all (a temporary file, then `os.replace`).
+    """
+    check_finite_predictions(path.name, logits)
+    if label_names is None:
+        column = [f"{score:3.3f}" for score in logits.reshape(len(logits), -1)[:, 0].tolist()]
+    else:
+        column = [label_names[label_id] for label_id in logits.argmax(axis=-1).tolist()]
+    text = "index\tprediction\n" + "".join(f"{index}\t{value}\n" for index, value in enumerate(column))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, text.encode("utf-8"))
 
 
 # ---- pseudo-kd-glue-submit -----------------------------------------------------------------------------------------
@@ -165,5 +197,6 @@ def submit_main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {problem}", file=sys.stderr)
     if problems:
         return 1
-    print(f"Wrote {summary.zip_path} ({len(summary.sources)} files from runs, {len(summary.filled)} filled).")
+    from_runs = f"{len(summary.sources)} file{'' if len(summary.sources) == 1 else 's'} from runs"
+    print(f"Wrote {summary.zip_path} ({from_runs}, {len(summary.filled)} filled).")
     return 0

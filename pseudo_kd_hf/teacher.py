@@ -162,9 +162,11 @@ def add_teacher_logits(
         teacher_model.to(device)
     teacher_model.eval()
     model_device = next(teacher_model.parameters()).device
+    computed = []  # the batches the teacher ran on: none when the cache served the logits
 
     @torch.no_grad()
     def teacher_logits(batch: dict[str, list]) -> dict[str, list[list[float]]]:
+        computed.append(len(batch[text_columns[0]]))
         encoded = teacher_tokenizer(
             *(batch[column] for column in text_columns),
             truncation=True,
@@ -177,10 +179,14 @@ def add_teacher_logits(
             logits = logits[:, order]
         return {TEACHER_LOGITS_COLUMN: logits.cpu().tolist()}
 
-    return dataset.map(
+    result = dataset.map(
         teacher_logits,
         batched=True,
         batch_size=batch_size,
         new_fingerprint=new_fingerprint,
         desc="Computing teacher logits",
     )
+    where = result.cache_files[0]["filename"] if result.cache_files else "memory only"
+    how = f"computed by the teacher for {sum(computed)} examples" if computed else "served from the cache"
+    logger.info(f"Teacher logits {how}: {where}")
+    return result

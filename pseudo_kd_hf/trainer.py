@@ -36,6 +36,12 @@ class PseudoKDTrainer(FastStepMixin, Trainer):
     """A `Trainer` for sequence classifiers with Pseudo-KD, label smoothing, KD, a teacher-free baseline, or a
     method of your own (`register_regularizer`), chosen by `args.regularization`.
 
+    Per example, ``loss = w * ce_loss + regularizer_loss``: ``ce_loss`` is the cross-entropy to the gold label (MSE
+    for regression), ``regularizer_loss`` the method's term, and ``w`` the gold label's weight in the target:
+    ``1 - alpha`` for ls, kd, pseudo_kd and tf_reg (``1 - alpha_t`` for ps_kd, ``1 - beta_ls_alpha`` for beta_ls),
+    1 for none and cs_kd. Training logs both parts beside ``loss`` at every logging step, and once more at the end for
+    the steps since the last log (so a run shorter than ``logging_steps`` logs them too).
+
     `teacher_model` (a model, or a name/path for `AutoModelForSequenceClassification`) is for methods that run a
     teacher (kd); it is frozen, kept in eval mode outside DDP and never run during evaluation. Instead of a teacher,
     the training set may carry a `teacher_logits` column of precomputed logits. Evaluation reports the gold-label loss
@@ -169,9 +175,9 @@ class PseudoKDTrainer(FastStepMixin, Trainer):
         self._part_totals = totals if self._part_totals is None else self._part_totals + totals
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        """Add `ce_loss` (gold-label CE, or MSE for regression) and `regularizer_loss` to each training log:
-        ``loss = gold_weight * ce_loss + regularizer_loss``."""
-        if "loss" in logs and self._part_totals is not None:
+        """Add `ce_loss` (gold-label CE, or MSE for regression) and `regularizer_loss` to each training log, and to
+        the end-of-training log when steps ran since the last one: ``loss = w * ce_loss + regularizer_loss``."""
+        if ("loss" in logs or "train_runtime" in logs) and self._part_totals is not None:  # a step, or the end
             gold_sum, regularizer_sum, count = self.accelerator.reduce(self._part_totals, reduction="sum").tolist()
             count = max(count, 1.0)
             logs = {**logs, "ce_loss": gold_sum / count, "regularizer_loss": regularizer_sum / count}

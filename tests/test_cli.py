@@ -222,7 +222,7 @@ def test_yaml_and_json_config_files(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("flags", "match"),
     [
-        (["--task_name", "foo", "--do_train"], "Unknown GLUE task 'foo'"),
+        (["--task_name", "foo", "--do_train"], "--task_name 'foo' is not a GLUE task"),
         (["--do_train"], "--task_name is required"),
         (["--task_name", "ax", "--do_predict"], "--task_name mnli --do_predict"),
         (["--task_name", "rte", "--do_train", "--alpha", "1.5"], "alpha must be in [0, 1]"),

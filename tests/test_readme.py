@@ -129,8 +129,8 @@ def test_every_readme_command_parses_or_runs(tmp_path: Path, monkeypatch: pytest
             args = load_script("benchmark_glue").parse_args(rest)
             parse_variants(args.variant, args.variants_file)
         elif (rest := without_prefix(argv, GLUE_COMMANDS)) is not None:
-            if rest[0].endswith((".json", ".yaml", ".yml")):  # a config file: the README's YAML block of that name
-                check_config_file(rest[0], folder, monkeypatch, rest[1:])
+            if rest[0].endswith(".yaml"):  # a config file, the README's YAML block of that name, maybe then flags
+                check_config_file(rest, folder, monkeypatch)
             else:
                 write_regularizer_module(rest, folder, monkeypatch)
                 check_glue_argv(rest)
@@ -146,11 +146,11 @@ def write_regularizer_module(argv: list[str], folder: Path, monkeypatch: pytest.
         monkeypatch.chdir(folder)
 
 
-def check_config_file(name: str, folder: Path, monkeypatch: pytest.MonkeyPatch, flags: list[str]) -> None:
-    [block] = [block for block in code_blocks("yaml") if block.startswith(f"# {name}\n")]
-    (folder / name).write_text(block, encoding="utf-8")
+def check_config_file(argv: list[str], folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    [block] = [block for block in code_blocks("yaml") if block.startswith(f"# {argv[0]}\n")]
+    (folder / argv[0]).write_text(block, encoding="utf-8")
     monkeypatch.chdir(folder)
-    check_glue_argv([name, *flags])
+    check_glue_argv(argv)
 
 
 def check_sweep(argv: list[str]) -> None:
@@ -164,15 +164,21 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert re.search(r"^make test$", (ROOT / ".ci" / "run").read_text(encoding="utf-8"), re.MULTILINE)
 
 
-def test_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, minilm_path: Path) -> None:
-    """The example as written, with a tiny local model for distilroberta-base, the demo's SST-2 sample, 2 steps."""
+@pytest.mark.parametrize("task", ["rte", "sst2"])
+def test_python_example_runs(
+    task: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, minilm_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The example as written, for a sentence-pair and a single-sentence task, with a tiny local model for
+    distilroberta-base, 2 steps: RTE from the real GLUE files, SST-2 from the demo's sample."""
     [example] = [block for block in code_blocks("python") if "PseudoKDTrainer(" in block]
-    assert len([line for line in example.splitlines() if line and not line.startswith(("from ", "import "))]) == 5
+    assert len([line for line in example.splitlines() if line and not line.startswith(("from ", "import "))]) == 7
+    data_dir = request.getfixturevalue("shared_glue_data") if task == "rte" else DEMO_DATA
     model = save_tiny_student(tmp_path / "tiny-student", minilm_path)
     substitutions = {
+        'task = "rte"': f"task = {task!r}",
         '"distilroberta-base"': repr(str(model)),
-        'load_glue_task("sst2")': f"load_glue_task('sst2', data_dir={str(DEMO_DATA)!r})",
-        'output_dir="runs/sst2"': 'output_dir="runs/sst2", max_steps=2, use_cpu=True, disable_tqdm=True',
+        "load_glue_task(task)": f"load_glue_task(task, data_dir={str(data_dir)!r})",
+        'output_dir="runs/glue"': 'output_dir="runs/glue", max_steps=2, use_cpu=True, disable_tqdm=True',
     }
     for old, new in substitutions.items():
         assert old in example, f"the README's Python example no longer contains {old}: update this test"
@@ -182,6 +188,8 @@ def test_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mi
     exec(compile(example, "README.md", "exec"), namespace)
     assert namespace["result"].global_step == 2
     assert namespace["args"].regularization == "pseudo_kd"
+    assert set(get_task(task).text_columns) <= set(namespace["data"]["train"].column_names)
+    assert (1 in namespace["data"]["train"][0]["token_type_ids"]) == (task == "rte")  # the pair's second segment
 
 
 def test_regularizer_example_trains(tmp_path: Path) -> None:

@@ -15,3 +15,5 @@ from .submission import read_leaderboard_file as read_leaderboard_file
 from .submission import validate_submission as validate_submission
 from .submission import write_leaderboard_file as write_leaderboard_file
 from .submission import write_submission as write_submission
+from .tasks import get_task as get_task
+from .tasks import text_columns as text_columns

@@ -13,10 +13,14 @@ import numpy as np
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import f1_score, matthews_corrcoef
 
+from ..custom_data import CustomTask
 from .tasks import METRIC_KEYS, STSB_RANGE, GlueTask, get_task
 
 if TYPE_CHECKING:
     from transformers import EvalPrediction
+
+# Your own data (--train_file, no --task_name): accuracy and macro-F1, or Pearson and Spearman for regression.
+CUSTOM_METRIC_KEYS = {"classification": ("accuracy", "macro_f1"), "regression": ("pearson", "spearmanr")}
 
 
 class NonFinitePredictionsError(ValueError):
@@ -52,6 +56,10 @@ def _f1(predictions: np.ndarray, references: np.ndarray) -> float:
     return f1_score(references, predictions)  # binary, positive class 1: what evaluate's glue metric reports
 
 
+def _macro_f1(predictions: np.ndarray, references: np.ndarray) -> float:
+    return f1_score(references, predictions, average="macro")
+
+
 def _pearson(predictions: np.ndarray, references: np.ndarray) -> float:
     return pearsonr(predictions, references)[0]
 
@@ -65,12 +73,13 @@ _METRIC_FUNCTIONS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
     "matthews_correlation": _matthews_correlation,
     "accuracy": _accuracy,
     "f1": _f1,
+    "macro_f1": _macro_f1,
     "pearson": _pearson,
     "spearmanr": _spearmanr,
 }
 
 
-def _prepare(task: GlueTask, predictions, references) -> tuple[np.ndarray, np.ndarray]:
+def _prepare(task: GlueTask | CustomTask, predictions, references) -> tuple[np.ndarray, np.ndarray]:
     """Turn logits or ids (scores for STS-B) into a 1-D array matching the 1-D references, or say what is wrong."""
     predictions = np.asarray(predictions)
     references = np.asarray(references)
@@ -89,7 +98,7 @@ def _prepare(task: GlueTask, predictions, references) -> tuple[np.ndarray, np.nd
             )
         predictions, references = predictions.astype(np.float64), references.astype(np.float64)
         low, high = STSB_RANGE
-        if not np.all((references >= low) & (references <= high)):
+        if isinstance(task, GlueTask) and not np.all((references >= low) & (references <= high)):
             raise ValueError(
                 f"{task.name}: references hold scores outside [{low:g}, {high:g}] (-1 marks an unlabelled test "
                 "split); pass gold similarity scores."
@@ -110,7 +119,7 @@ def _prepare(task: GlueTask, predictions, references) -> tuple[np.ndarray, np.nd
             if values.size and not np.all((values == np.round(values)) & (values >= 0) & (values < task.num_labels)):
                 raise ValueError(
                     f"{task.name}: {name} hold values outside the class ids 0..{task.num_labels - 1} "
-                    "(-1 marks an unlabelled test split); pass Hub label ids."
+                    "(-1 marks an unlabelled test split); pass label ids."
                 )
         predictions, references = predictions.astype(np.int64), references.astype(np.int64)
     if len(predictions) != len(references):
@@ -135,6 +144,31 @@ def compute_glue_metrics(task_name: str, predictions, references) -> dict[str, f
     if len(result) > 1:
         result["combined_score"] = float(np.mean(list(result.values())))
     return result
+
+
+def compute_custom_metrics(task: CustomTask, predictions, references) -> dict[str, float]:
+    """Score predictions on your own data: accuracy and macro-F1 over the classes, or Pearson and Spearman.
+
+    The same checks as :func:`compute_glue_metrics` (NaN or infinite predictions are refused), without GLUE's score
+    range.
+    """
+    predictions, references = _prepare(task, predictions, references)
+    keys = CUSTOM_METRIC_KEYS["regression" if task.is_regression else "classification"]
+    return {key: float(_METRIC_FUNCTIONS[key](predictions, references)) for key in keys}
+
+
+def compute_metrics_fn(task: GlueTask | CustomTask) -> Callable[[EvalPrediction], dict[str, float]]:
+    """The Trainer's ``compute_metrics`` for a GLUE task or for your own data."""
+    if isinstance(task, GlueTask):
+        return glue_compute_metrics_fn(task.name)
+
+    def compute_metrics(eval_prediction: EvalPrediction) -> dict[str, float]:
+        predictions = eval_prediction.predictions
+        if isinstance(predictions, tuple):
+            predictions = predictions[0]
+        return compute_custom_metrics(task, predictions, eval_prediction.label_ids)
+
+    return compute_metrics
 
 
 def glue_compute_metrics_fn(task_name: str) -> Callable[[EvalPrediction], dict[str, float]]:

@@ -352,3 +352,12 @@ def get_task(task_name: str) -> GlueTask:
     if key not in TASKS:
         raise ValueError(f"Unknown GLUE task {task_name!r}: choose one of {', '.join(TASKS)}.")
     return TASKS[key]
+
+
+def text_columns(task_name: str) -> tuple[str, ...]:
+    """A task's text columns in model-input order: ``("sentence",)`` for SST-2, ``("sentence1", "sentence2")`` for RTE.
+
+    Tokenise with ``tokenizer(*(batch[column] for column in text_columns(name)), truncation=True)`` to cover single
+    sentences and sentence pairs alike.
+    """
+    return get_task(task_name).text_columns

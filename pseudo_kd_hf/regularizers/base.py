@@ -22,6 +22,8 @@ included), logs the loss parts and checkpoints the method's state. A method owns
 - `update_state(logits, keep, batch)`: after every training micro-batch's loss, with the rows kept.
 - `state_dict()` / `load_state_dict(state)` / `restart_state(model)`: saved into every checkpoint as
   `regularizer_state.pt`; restored on resume; restarted when a checkpoint lacks the file.
+- `describe()`: the method and its settings in one line, the first line `pseudo-kd-glue` logs (default: the name
+  and the settings in `bounds`).
 """
 
 from __future__ import annotations
@@ -119,6 +121,11 @@ class Regularizer:
 
     def restart_state(self, model: torch.nn.Module) -> None:
         """Resuming from a checkpoint without the method's state: start it afresh from the resumed `model`."""
+
+    def describe(self) -> str:
+        """The method and its settings in one line, the run's first log line (e.g. ``ls: alpha 0.1``)."""
+        settings = ", ".join(f"{name} {getattr(self.args, name):g}" for name in self.bounds)
+        return f"{self.name}: {settings}" if settings else self.name
 
     def model_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
         """`batch` without the method's own columns: what the model (or a teacher, an EMA copy) takes."""

@@ -32,6 +32,10 @@ class KnowledgeDistillation(Regularizer):
     supports_regression = True
     uses_teacher = True
 
+    def describe(self) -> str:
+        alpha, temperature = self.args.alpha, self.args.temperature
+        return f"KD: alpha {alpha:g}, temperature {temperature:g} (target {1 - alpha:g} onehot(y) + {alpha:g} teacher)"
+
     def setup(self, trainer: PseudoKDTrainer) -> None:
         """KD without a teacher or cached logits fails here, before any training step."""
         super().setup(trainer)

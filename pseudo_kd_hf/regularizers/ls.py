@@ -16,5 +16,9 @@ class LabelSmoothing(Regularizer):
 
     bounds = {"alpha": UNIT}
 
+    def describe(self) -> str:
+        alpha = self.args.alpha
+        return f"Label smoothing: alpha {alpha:g} (target = {1 - alpha:g} onehot(y) + {alpha:g} uniform)"
+
     def per_example_loss(self, logits: torch.Tensor, labels: torch.Tensor, batch: dict[str, Any]) -> LossParts:
         return label_smoothing_loss(logits, labels, alpha=self.args.alpha, reduction="none", return_parts=True)

@@ -16,5 +16,8 @@ class CrossEntropy(Regularizer):
 
     supports_regression = True
 
+    def describe(self) -> str:
+        return "none: cross-entropy to the gold label, no regulariser (MSE for a regression head)"
+
     def per_example_loss(self, logits: torch.Tensor, labels: torch.Tensor, batch: dict[str, Any]) -> LossParts:
         return gold_loss(logits, labels, reduction="none", return_parts=True)

@@ -16,6 +16,10 @@ class PseudoKD(Regularizer):
 
     bounds = {"alpha": UNIT, "beta": POSITIVE}
 
+    def describe(self) -> str:
+        alpha, beta = self.args.alpha, self.args.beta
+        return f"Pseudo-KD: alpha {alpha:g}, beta {beta:g} (P* = softmax({alpha / beta:.4g} z))"
+
     def per_example_loss(self, logits: torch.Tensor, labels: torch.Tensor, batch: dict[str, Any]) -> LossParts:
         args = self.args
         return pseudo_kd_loss(logits, labels, alpha=args.alpha, beta=args.beta, reduction="none", return_parts=True)
