@@ -147,6 +147,9 @@ class FastStepPlan:
 
     static_shapes: bool = True
     compile_options: dict[str, Any] | None = None
+    # Also compile the method's `per_example_loss` (inductor fuses its softmaxes and sums into a few kernels, where
+    # the eager loss launches dozens after the CUDA-graph forward): `compile_options`' backend, default mode.
+    compile_loss: bool = False
 
 
 def fast_step_plan(device: torch.device) -> FastStepPlan | None:
@@ -231,6 +234,11 @@ class FastStepMixin:
             torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, RECOMPILE_LIMIT)
             model = torch.compile(model, **plan.compile_options)
         keep_gradients_allocated(model)
+        if plan.compile_loss and not hasattr(self.regularizer.per_example_loss, "_torchdynamo_orig_callable"):
+            backend = plan.compile_options.get("backend", "inductor")
+            self.regularizer.per_example_loss = torch.compile(
+                self.regularizer.per_example_loss, backend=backend, dynamic=False
+            )
         return model, train_dataloader
 
     def floating_point_ops(self, inputs: dict[str, Any]) -> int:

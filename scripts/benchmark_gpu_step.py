@@ -72,6 +72,7 @@ VARIANTS = {
     "pseudo_kd_eager_ga2": ("pseudo_kd", "eager"),  # _ga2: 2 micro-batches per step, half the steps
     "pseudo_kd_fast_ga2": ("pseudo_kd", "fast"),
     "pseudo_kd_fast_without_cudagraphs": ("pseudo_kd", "fast_without_cudagraphs"),
+    "pseudo_kd_fast_compiled_loss": ("pseudo_kd", "fast_compiled_loss"),  # the loss compiled too
     "pseudo_kd_trainer_torch_compile": ("pseudo_kd", "trainer_torch_compile"),
     "pseudo_kd_bare_loop_eager": ("pseudo_kd", "bare_loop_eager"),
     "pseudo_kd_bare_loop_cudagraphs": ("pseudo_kd", "bare_loop_cudagraphs"),
@@ -80,6 +81,7 @@ CURVE_PAIRS = (
     ("pseudo_kd_eager", "pseudo_kd_fast"),
     ("plain_trainer", "none_fast"),
     ("pseudo_kd_eager_ga2", "pseudo_kd_fast_ga2"),  # gradient accumulation into CUDA-graph gradients
+    ("pseudo_kd_eager", "pseudo_kd_fast_compiled_loss"),
 )
 # Priority order, with a guess of each part's seconds on an H100 (compilation dominates; later compiles of the same
 # graph hit inductor's cache). A part starts only if the guess fits the time left.
@@ -96,6 +98,7 @@ PLAN = (
     ("pseudo_kd_bare_loop_eager", 15),
     ("pseudo_kd_bare_loop_cudagraphs", 75),
     ("pseudo_kd_fast_without_cudagraphs", 60),
+    ("pseudo_kd_fast_compiled_loss", 60),
     ("pseudo_kd_trainer_torch_compile", 60),
 )
 
@@ -292,7 +295,7 @@ def build_trainer(
     else:
         if regularization != "kd":
             dataset = dataset.remove_columns([c for c in ("teacher_logits",) if c in dataset.column_names])
-        common["fast_step"] = step in ("fast", "fast_without_cudagraphs")
+        common["fast_step"] = step in ("fast", "fast_without_cudagraphs", "fast_compiled_loss")
         if step == "trainer_torch_compile":
             common["torch_compile"] = True
             if args.quick:
@@ -303,6 +306,10 @@ def build_trainer(
         )
         if step == "fast_without_cudagraphs":
             trainer.fast_step_plan = FastStepPlan(compile_options={"dynamic": False, **_quick_backend(args)})
+        elif step == "fast_compiled_loss":
+            cudagraphs = {} if args.quick else {"mode": "reduce-overhead"}
+            options = {"dynamic": False, **cudagraphs, **_quick_backend(args)}
+            trainer.fast_step_plan = FastStepPlan(compile_options=options, compile_loss=True)
         elif step == "fast" and args.quick:  # CPU: the flag alone is the eager step; compile as the GPU would
             trainer.fast_step_plan = FastStepPlan(compile_options={"dynamic": False, "backend": "aot_eager"})
     trainer.recorded_losses = []

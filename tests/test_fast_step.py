@@ -144,6 +144,19 @@ def test_compiled_step_trains_like_eager(tmp_path):
     assert trainer.evaluate(ragged_dataset(6))["eval_loss"] > 0  # evaluation runs the eager model
 
 
+@pytest.mark.parametrize("regularization", ["pseudo_kd", "kd"])
+def test_compiled_loss_trains_like_the_eager_loss(tmp_path, regularization):
+    """`compile_loss` compiles the method's per-example loss too; losses and parameters stay the eager ones."""
+    settings = {"max_steps": 4, "regularization": regularization, "alpha": 0.3}
+    reference, reference_losses, _ = train(tmp_path / "eager", None, **settings)
+    torch._dynamo.reset()
+    compiled_loss = FastStepPlan(compile_options={"backend": "aot_eager", "dynamic": False}, compile_loss=True)
+    parameters, losses, trainer = train(tmp_path / "compiled", compiled_loss, **settings)
+    assert hasattr(trainer.regularizer.per_example_loss, "_torchdynamo_orig_callable")  # really compiled
+    torch.testing.assert_close(parameters, reference, rtol=1e-5, atol=1e-6)
+    assert losses == pytest.approx(reference_losses, rel=1e-5)
+
+
 @pytest.mark.slow
 def test_gradient_accumulation_with_fast_step(tmp_path):
     """Two micro-batches of 4 accumulate into the same update as one batch of 8 (14 examples: last step pads)."""
