@@ -1,7 +1,7 @@
 """`PseudoKDTrainer`: a Hugging Face `Trainer` whose loss is a registered label regulariser.
 
 Follows TRL's pattern: the settings live in a `TrainingArguments` subclass (`config.py`), the method in a
-`Regularizer` object (`regularizers/`), the math in pure functions (`losses.py`). The trainer does what every method
+`Regularizer` object (`regularizers/`), the math in pure functions (`losses/`). The trainer does what every method
 shares: it masks the rows labelled -100, reduces the per-example loss over the accumulated batch, logs the loss
 parts, keeps the method's columns, and saves the method's state in checkpoints. It has no branch on a method's name.
 """
@@ -202,7 +202,7 @@ class PseudoKDTrainer(FastStepMixin, Trainer):
         if not os.path.isfile(path):
             logger.warning(
                 f"{path} not found: regularization={self.args.regularization!r} starts its state afresh "
-                "(PS-KD from one-hot targets, Beta smoothing from the resumed model)."
+                f"({type(self.regularizer).__name__}.restart_state)."
             )
             self.regularizer.restart_state(self.accelerator.unwrap_model(self.model))
             return

@@ -1,4 +1,4 @@
-"""The teacher-free baselines (TF-reg, PS-KD, CS-KD, Beta smoothing): losses, sampler, trainer, checkpoints, CLI."""
+"""The teacher-free baselines (TF-reg, PS-KD, CS-KD, Beta smoothing) in the trainer: pairs, updates, checkpoints."""
 
 from __future__ import annotations
 
@@ -23,14 +23,11 @@ from pseudo_kd_hf.arguments import apply_preset, build_arguments
 from pseudo_kd_hf.cli import main
 from pseudo_kd_hf.glue.tasks import get_task
 from pseudo_kd_hf.losses import (
-    beta_smoothing_loss,
     beta_smoothing_targets,
     cs_kd_loss,
-    ps_kd_alpha,
     ps_kd_loss,
     soft_target_loss,
     tf_reg_loss,
-    virtual_teacher_logits,
 )
 from pseudo_kd_hf.regularizers import ClassPairBatchSampler
 from pseudo_kd_hf.trainer import REGULARIZER_STATE_NAME
@@ -44,149 +41,6 @@ LOGITS = torch.randn(7, K, dtype=torch.float64) * 3
 LABELS = torch.tensor([0, 1, 2, 3, 4, 0, 2])
 ONE_HOT = F.one_hot(LABELS, K).to(torch.float64)
 SIMPLEX = torch.distributions.Dirichlet(torch.ones(K, dtype=torch.float64)).sample((7,))
-
-# ---- losses ---------------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("temperature", [1.0, 20.0])
-def test_tf_reg_is_kd_from_the_tempered_virtual_teacher(temperature):
-    alpha, a = 0.3, 0.9
-    teacher = ONE_HOT * a + (1 - ONE_HOT) * (1 - a) / (K - 1)  # p^d, from probabilities
-    tempered = teacher ** (1 / temperature) / (teacher ** (1 / temperature)).sum(-1, keepdim=True)
-    student = (LOGITS / temperature).softmax(-1)
-    kl = (tempered * (tempered.log() - student.log())).sum(-1)
-    expected = (1 - alpha) * F.cross_entropy(LOGITS, LABELS) + alpha * temperature**2 * kl.mean()
-    torch.testing.assert_close(
-        tf_reg_loss(LOGITS, LABELS, alpha=alpha, temperature=temperature, teacher_prob=a), expected
-    )
-    torch.testing.assert_close(
-        virtual_teacher_logits(LABELS, K, teacher_prob=a, dtype=torch.float64).softmax(-1), teacher
-    )
-
-
-def test_tf_reg_gradient():
-    alpha, temperature, a = 0.4, 5.0, 0.99
-    logits = LOGITS.clone().requires_grad_(True)
-    tf_reg_loss(logits, LABELS, alpha=alpha, temperature=temperature, teacher_prob=a, reduction="sum").backward()
-    tempered_teacher = (virtual_teacher_logits(LABELS, K, teacher_prob=a, dtype=torch.float64) / temperature).softmax(
-        -1
-    )
-    expected = (1 - alpha) * (LOGITS.softmax(-1) - ONE_HOT) + alpha * temperature * (
-        (LOGITS / temperature).softmax(-1) - tempered_teacher
-    )
-    torch.testing.assert_close(logits.grad, expected)
-
-
-def test_ps_kd_is_cross_entropy_to_the_progressive_target_with_its_gradient():
-    alpha_t = 0.6
-    logits = LOGITS.clone().requires_grad_(True)
-    loss = ps_kd_loss(logits, LABELS, SIMPLEX, alpha_t=alpha_t, reduction="sum")
-    target = (1 - alpha_t) * ONE_HOT + alpha_t * SIMPLEX
-    torch.testing.assert_close(loss, -(target * LOGITS.log_softmax(-1)).sum())
-    loss.backward()
-    torch.testing.assert_close(logits.grad, LOGITS.softmax(-1) - target)
-    # One-hot "previous predictions" (before any) give plain cross-entropy for every alpha_t.
-    torch.testing.assert_close(ps_kd_loss(LOGITS, LABELS, ONE_HOT, alpha_t=0.8), F.cross_entropy(LOGITS, LABELS))
-
-
-def test_ps_kd_alpha_grows_linearly_to_alpha_T():
-    assert [ps_kd_alpha(0.8, epoch, 4) for epoch in range(4)] == pytest.approx([0.2, 0.4, 0.6, 0.8])
-    with pytest.raises(ValueError, match="epoch"):
-        ps_kd_alpha(0.8, 4, 4)
-
-
-def test_cs_kd_matches_the_official_kd_loss_and_detaches_the_pair():
-    lambda_, temperature = 0.7, 4.0
-    logits = LOGITS.clone().requires_grad_(True)
-    pair = (torch.randn(7, K, dtype=torch.float64) * 2).requires_grad_(True)
-    loss = cs_kd_loss(logits, LABELS, pair, lambda_=lambda_, temperature=temperature)
-    # alinlab/cs-kd's KDLoss: KLDivLoss(reduction="sum") * T^2 / batch size.
-    official_kd = F.kl_div(
-        (LOGITS / temperature).log_softmax(-1), (pair.detach() / temperature).softmax(-1), reduction="sum"
-    )
-    expected = F.cross_entropy(LOGITS, LABELS) + lambda_ * official_kd * temperature**2 / 7
-    torch.testing.assert_close(loss, expected)
-    (loss * 7).backward()
-    assert pair.grad is None
-    expected_grad = (LOGITS.softmax(-1) - ONE_HOT) + lambda_ * temperature * (
-        (LOGITS / temperature).softmax(-1) - (pair.detach() / temperature).softmax(-1)
-    )
-    torch.testing.assert_close(logits.grad, expected_grad)
-
-
-def test_beta_targets_give_the_largest_b_to_the_most_confident_example():
-    labels = torch.tensor([0, 1, 2, 1])
-    gold_logit = torch.tensor([0.5, 3.0, -1.0, 1.5])  # EMA confidence order: 2 < 0 < 3 < 1
-    ema_logits = torch.zeros(4, 3).scatter(1, labels.unsqueeze(1), gold_logit.unsqueeze(1))
-    targets = beta_smoothing_targets(ema_logits, labels, beta=3.0, generator=torch.Generator().manual_seed(5))
-    draws = torch.rand(4, generator=torch.Generator().manual_seed(5), dtype=torch.float64).sort().values ** (1 / 3)
-    b = targets.gather(1, labels.unsqueeze(1)).squeeze(1)
-    torch.testing.assert_close(b, draws[torch.tensor([1, 3, 0, 2])].float())
-    torch.testing.assert_close(targets.sum(-1), torch.ones(4))
-    off_gold = targets.masked_select(~F.one_hot(labels, 3).bool()).reshape(4, 2)
-    torch.testing.assert_close(off_gold, ((1 - b) / 2).unsqueeze(1).expand(4, 2))
-
-
-def test_beta_smoothing_matches_the_official_soft_beta_loss():
-    """ZhiluZhang123/neurips_2020_distillation: sort examples by EMA confidence, give them the sorted draws."""
-    alpha, beta = 0.6, 3.0
-    ema_logits = torch.randn(7, K, dtype=torch.float64)
-    draws = torch.rand(7, generator=torch.Generator().manual_seed(3), dtype=torch.float64).sort().values ** (1 / beta)
-    order = ema_logits.softmax(-1).gather(1, LABELS.unsqueeze(1)).squeeze(1).sort().indices
-    uniform = (1 - draws) / (K - 1)
-    beta_label = ONE_HOT[order] * (draws - uniform).unsqueeze(1) + uniform.unsqueeze(1)
-    official = -(beta_label * LOGITS.softmax(-1)[order].log()).sum() / 7
-    expected = (1 - alpha) * F.cross_entropy(LOGITS, LABELS) + alpha * official
-    loss = beta_smoothing_loss(
-        LOGITS, LABELS, ema_logits, alpha=alpha, beta=beta, generator=torch.Generator().manual_seed(3)
-    )
-    torch.testing.assert_close(loss, expected)
-
-
-def test_beta_draws_follow_beta_of_beta_and_one():
-    beta = 3.0
-    targets = beta_smoothing_targets(torch.zeros(20000, 2), torch.zeros(20000, dtype=torch.long), beta=beta)
-    b = targets[:, 0].double()
-    assert b.mean().item() == pytest.approx(beta / (beta + 1), abs=0.01)
-    assert (b <= 0.5).double().mean().item() == pytest.approx(0.5**beta, abs=0.01)  # CDF of Beta(beta, 1): x^beta
-
-
-def test_soft_target_gradient_ignores_the_targets():
-    targets = SIMPLEX.clone().requires_grad_(True)
-    soft_target_loss(LOGITS.clone().requires_grad_(True), LABELS, targets, alpha=0.5).backward()
-    assert targets.grad is None
-
-
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_baselines_are_finite_on_extreme_half_precision_logits(dtype):
-    logits = torch.tensor([[1e4, -1e4, 0.0], [-1e4, 1e4, 5e3]]).to(dtype).requires_grad_(True)
-    labels = torch.tensor([1, 0])
-    pair = torch.tensor([[-1e4, 1e4, 0.0], [1e4, -1e4, 0.0]]).to(dtype)
-    for loss in (
-        tf_reg_loss(logits, labels, alpha=0.5, temperature=20.0),
-        ps_kd_loss(logits, labels, torch.tensor([[0.0, 1.0, 0.0], [0.5, 0.5, 0.0]]), alpha_t=0.8),
-        cs_kd_loss(logits, labels, pair),
-        beta_smoothing_loss(logits, labels, pair),
-    ):
-        assert loss.dtype == torch.float32 and torch.isfinite(loss)
-        (grad,) = torch.autograd.grad(loss, logits)
-        assert torch.isfinite(grad).all()
-
-
-@pytest.mark.parametrize(
-    ("call", "name"),
-    [
-        (lambda: tf_reg_loss(LOGITS, LABELS, alpha=0.1, teacher_prob=1.0), "teacher_prob"),
-        (lambda: tf_reg_loss(LOGITS, LABELS, alpha=0.1, temperature=0.0), "temperature"),
-        (lambda: ps_kd_loss(LOGITS, LABELS, SIMPLEX, alpha_t=1.2), "alpha"),
-        (lambda: cs_kd_loss(LOGITS, LABELS, LOGITS, lambda_=-1.0), "lambda_"),
-        (lambda: beta_smoothing_loss(LOGITS, LABELS, LOGITS, beta=0.0), "beta"),
-    ],
-)
-def test_out_of_range_arguments_are_named(call, name):
-    with pytest.raises(ValueError, match=name):
-        call()
-
 
 # ---- CS-KD's pair sampler -------------------------------------------------------------------------------------
 
@@ -502,7 +356,8 @@ def test_cli_trains_and_evaluates_rte(tiny_student, shared_glue_data, tmp_path, 
 def test_preset_paper_leaves_the_baselines_own_defaults(tmp_path):
     values = {"task_name": "rte", "output_dir": str(tmp_path), "do_train": True, "regularization": "beta_ls"}
     _, _, args = build_arguments(apply_preset(values, get_task("rte")))
-    assert (args.alpha, args.beta, args.per_device_train_batch_size) == (0.1, 2.0, 16)  # the paper's, for Pseudo-KD
+    # the paper's, for Pseudo-KD (Appendix C's beta 2 read as the temperature: beta = 0.1 * 2)
+    assert (args.alpha, args.beta, args.per_device_train_batch_size) == (0.1, pytest.approx(0.2), 16)
     assert (args.beta_ls_alpha, args.beta_ls_beta, args.tf_reg_temperature, args.cs_kd_temperature) == (
         0.6,
         3.0,

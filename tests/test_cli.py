@@ -1,4 +1,4 @@
-"""pseudo-kd-glue / pseudo-kd-glue-submit: flags, presets, one-line errors, config files, offline end-to-end runs."""
+"""pseudo-kd-glue: flags, one-line errors, offline end-to-end runs (see also test_arguments.py, test_suite.py)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,14 @@ import logging
 import runpy
 import shutil
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
 
 from pseudo_kd_hf import cli
-from pseudo_kd_hf.arguments import UsageError, apply_preset, build_arguments, read_arguments
+from pseudo_kd_hf.arguments import build_arguments, read_arguments
 from pseudo_kd_hf.cli import main
-from pseudo_kd_hf.glue.submission import validate_submission, write_leaderboard_file
-from pseudo_kd_hf.glue.tasks import SUBMISSION_FILES, get_task
+from pseudo_kd_hf.glue.tasks import SUBMISSION_FILES
 from pseudo_kd_hf.suite import submit_main
 from pseudo_kd_hf.teacher_file import main as teacher_logits_main
 from tests.helpers.glue_models import TEACHER_WORDS, save_tiny_student, save_tiny_teacher
@@ -146,74 +144,6 @@ def test_scripts_call_the_console_entry_points(monkeypatch: pytest.MonkeyPatch, 
             runpy.run_path(str(SCRIPTS / script), run_name="__main__")
         assert exit_info.value.code == 0
         assert flag in capsys.readouterr().out
-
-
-def test_read_arguments_returns_only_what_was_set() -> None:
-    values = read_arguments(["--task_name", "rte", "--learning-rate", "3e-5", "--no_remove_unused_columns"])
-    assert values == {"task_name": "rte", "learning_rate": 3e-5, "remove_unused_columns": False}
-
-
-def test_paper_preset_fills_the_rest_and_explicit_flags_win(caplog: pytest.LogCaptureFixture) -> None:
-    flags = ["--task_name", "sst2", "--preset", "paper", "--output_dir", "unused"]
-    _, _, args = build_arguments(apply_preset(read_arguments(flags), get_task("sst2")))
-    # Appendix C's beta column (5 for SST-2) is read as the temperature tau = beta / alpha: beta = 0.1 * 5.
-    assert (args.alpha, args.beta, args.per_device_train_batch_size, args.learning_rate) == (0.1, 0.5, 64, 2e-5)
-    assert args.pseudo_kd_temperature == 5.0
-    # An explicit value wins even where it equals the TrainingArguments default (batch size 8).
-    explicit = read_arguments([*flags, "--per_device_train_batch_size", "8", "--learning_rate", "3e-5"])
-    _, _, args = build_arguments(apply_preset(explicit, get_task("sst2")))
-    assert (args.beta, args.per_device_train_batch_size, args.learning_rate) == (0.5, 8, 3e-5)
-    with caplog.at_level(logging.INFO, logger="pseudo_kd_hf.arguments"):
-        apply_preset({"task_name": "stsb"}, get_task("stsb"))
-    assert "paper lists no STS-B setting" in caplog.text
-    assert "per_device_train_batch_size=16 (paper)" in caplog.text
-
-
-def test_paper_beta_readings_and_the_preset_log_line(caplog: pytest.LogCaptureFixture) -> None:
-    flags = ["--task_name", "cola", "--preset", "paper", "--output_dir", "unused"]
-    with caplog.at_level(logging.INFO, logger="pseudo_kd_hf.arguments"):
-        _, _, args = build_arguments(apply_preset(read_arguments(flags), get_task("cola")))
-    assert (args.alpha, args.beta, args.pseudo_kd_temperature) == (0.1, pytest.approx(0.2), 2.0)
-    assert "beta=0.2 (paper's beta column 2 read as the temperature tau = beta / alpha" in caplog.text
-    caplog.clear()
-    literal = read_arguments([*flags, "--paper_beta_reading", "literal"])
-    with caplog.at_level(logging.INFO, logger="pseudo_kd_hf.arguments"):
-        _, _, args = build_arguments(apply_preset(literal, get_task("cola")))
-    assert (args.beta, args.pseudo_kd_temperature) == (2.0, None)
-    assert "beta=2, tau=20 (paper's beta column read literally)" in caplog.text
-    # Your own beta or temperature wins over either reading.
-    _, _, args = build_arguments(apply_preset(read_arguments([*flags, "--beta", "0.3"]), get_task("cola")))
-    assert (args.beta, args.pseudo_kd_temperature) == (0.3, None)
-    yours = read_arguments([*flags, "--pseudo_kd_temperature", "4", "--paper_beta_reading", "literal"])
-    _, _, args = build_arguments(apply_preset(yours, get_task("cola")))
-    assert args.beta == pytest.approx(0.4)
-
-
-def test_pseudo_kd_temperature_sets_beta_and_refuses_beta_beside_it() -> None:
-    task = ["--task_name", "rte", "--output_dir", "unused"]
-    _, _, args = build_arguments(read_arguments([*task, "--alpha", "0.2", "--pseudo_kd_temperature", "2.5"]))
-    assert args.beta == pytest.approx(0.5)
-    with pytest.raises(UsageError, match="--pseudo_kd_temperature sets --beta .* not both"):
-        build_arguments(read_arguments([*task, "--pseudo_kd_temperature", "2", "--beta", "2"]))
-    with pytest.raises(UsageError, match="pseudo_kd_temperature must be > 0"):
-        build_arguments(read_arguments([*task, "--pseudo_kd_temperature", "0"]))
-    with pytest.raises(UsageError, match="pseudo_kd_temperature must be a finite number"):
-        build_arguments(read_arguments([*task, "--pseudo_kd_temperature", "inf"]))
-
-
-def test_yaml_and_json_config_files(tmp_path: Path) -> None:
-    yaml_file = tmp_path / "run.yaml"
-    # YAML reads 3e-5 as a string: the CLI converts it like the command line would.
-    yaml_file.write_text("task_name: sst2\npreset: paper\nlearning_rate: 3e-5\nper_device_train_batch_size: 8\n")
-    values = read_arguments([str(yaml_file)])
-    _, data_args, args = build_arguments(apply_preset(values, get_task("sst2")))
-    assert data_args.task_name == "sst2"
-    assert (args.beta, args.per_device_train_batch_size, args.learning_rate) == (0.5, 8, 3e-5)
-    json_file = tmp_path / "run.json"
-    json_file.write_text(json.dumps({"task_name": "RTE", "regularization": "ls", "alpha": 0.2, "do_eval": True}))
-    model_args, data_args, args = build_arguments(read_arguments([str(json_file)]))
-    assert (data_args.task_name, args.regularization, args.alpha, args.do_eval) == ("rte", "ls", 0.2, True)
-    assert model_args.model_name_or_path == "distilroberta-base"
 
 
 # ---- bad input: one line, exit code 2 -------------------------------------------------------------------------
@@ -390,55 +320,3 @@ def test_stsb_regression_predicts_clipped_scores(student: Path, shared_glue_data
     )
     scores = [float(row[1]) for row in leaderboard_rows(output_dir / "STS-B.tsv")]
     assert len(scores) == 1379 and all(0.0 <= score <= 5.0 for score in scores)
-
-
-def test_suite_runs_each_task_resumes_and_packages(
-    student: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    data_dir = tmp_path / "glue"
-    write_cola(data_dir)
-    write_wnli(data_dir)
-    root = tmp_path / "suite"
-    flags = run_flags(student, root, "all", "--data_dir", data_dir, "--do_train", "--do_eval", "--do_predict")
-    with caplog.at_level(logging.INFO, logger="pseudo_kd_hf.suite"), caplog.at_level(logging.INFO, "pseudo_kd_hf.cli"):
-        assert main([*flags, "--preset", "paper"]) == 0
-    assert "sst2 skipped" in caplog.text
-    assert len(leaderboard_rows(root / "cola" / "CoLA.tsv")) == 1063
-    assert len(leaderboard_rows(root / "wnli" / "WNLI.tsv")) == 146
-    assert validate_submission(root / "submission" / "submission.zip") == []
-    filled = (root / "submission" / "FILLED.txt").read_text()
-    assert "RTE.tsv" in filled and "CoLA.tsv" not in filled
-    table = (root / "results.md").read_text()
-    assert "| cola | matthews_correlation |" in table and "| wnli | accuracy |" in table
-    assert "| rte | accuracy | not run |" in table
-
-    # An interrupted task (no all_results.json) resumes from its checkpoint; a finished one is skipped.
-    (root / "wnli" / "all_results.json").unlink()
-    caplog.clear()
-    with caplog.at_level(logging.INFO, logger="pseudo_kd_hf.suite"), caplog.at_level(logging.INFO, "pseudo_kd_hf.cli"):
-        assert main([*flags, "--preset", "paper"]) == 0
-    assert "cola already finished" in caplog.text
-    assert "Resuming from" in caplog.text and str(root / "wnli") in caplog.text
-    assert (root / "wnli" / "all_results.json").is_file()
-
-
-# ---- pseudo-kd-glue-submit ------------------------------------------------------------------------------------
-
-
-def test_submit_collects_fills_and_refuses_to_overwrite(tmp_path: Path, capsys) -> None:
-    rte_run = write_leaderboard_file("rte", [0, 1] * 1500, tmp_path / "runs" / "rte").parent
-    wnli_run = write_leaderboard_file("wnli", [1] * 146, tmp_path / "runs" / "wnli").parent
-    output_dir = tmp_path / "glue_submissions" / "first"
-    assert_one_line_error(capsys, submit_main([str(rte_run), "--output_dir", str(output_dir)]), "fill_missing")
-    assert submit_main([str(rte_run), str(wnli_run), "--output_dir", str(output_dir), "--fill_missing"]) == 0
-    out = capsys.readouterr().out
-    table = {line.split()[0]: line.split() for line in out.splitlines()}
-    assert table["RTE.tsv"] == ["RTE.tsv", str(rte_run / "RTE.tsv"), "3000"]
-    assert table["AX.tsv"][1] == "filled:" and table["AX.tsv"][-1] == "1104"
-    zip_path = output_dir / "submission.zip"
-    assert validate_submission(zip_path) == []
-    with zipfile.ZipFile(zip_path) as archive:
-        assert archive.read("RTE.tsv").decode().splitlines()[1:3] == ["0\tentailment", "1\tnot_entailment"]
-    again = [str(rte_run), "--output_dir", str(output_dir), "--fill_missing"]
-    assert_one_line_error(capsys, submit_main(again), "overwrite")
-    assert submit_main([*again, "--overwrite"]) == 0

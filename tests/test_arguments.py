@@ -1,0 +1,82 @@
+"""The runner's arguments: read once from argv or a config file, only what was set; `--preset paper` fills the rest."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from pseudo_kd_hf.arguments import UsageError, apply_preset, build_arguments, read_arguments
+from pseudo_kd_hf.glue.tasks import get_task
+
+
+def test_read_arguments_returns_only_what_was_set() -> None:
+    values = read_arguments(["--task_name", "rte", "--learning-rate", "3e-5", "--no_remove_unused_columns"])
+    assert values == {"task_name": "rte", "learning_rate": 3e-5, "remove_unused_columns": False}
+
+
+def test_paper_preset_fills_the_rest_and_explicit_flags_win(caplog: pytest.LogCaptureFixture) -> None:
+    flags = ["--task_name", "sst2", "--preset", "paper", "--output_dir", "unused"]
+    _, _, args = build_arguments(apply_preset(read_arguments(flags), get_task("sst2")))
+    # Appendix C's beta column (5 for SST-2) is read as the temperature tau = beta / alpha: beta = 0.1 * 5.
+    assert (args.alpha, args.beta, args.per_device_train_batch_size, args.learning_rate) == (0.1, 0.5, 64, 2e-5)
+    assert args.pseudo_kd_temperature == 5.0
+    # An explicit value wins even where it equals the TrainingArguments default (batch size 8).
+    explicit = read_arguments([*flags, "--per_device_train_batch_size", "8", "--learning_rate", "3e-5"])
+    _, _, args = build_arguments(apply_preset(explicit, get_task("sst2")))
+    assert (args.beta, args.per_device_train_batch_size, args.learning_rate) == (0.5, 8, 3e-5)
+    with caplog.at_level(logging.INFO, logger="pseudo_kd_hf.arguments"):
+        apply_preset({"task_name": "stsb"}, get_task("stsb"))
+    assert "paper lists no STS-B setting" in caplog.text
+    assert "per_device_train_batch_size=16 (paper)" in caplog.text
+
+
+def test_paper_beta_readings_and_the_preset_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    flags = ["--task_name", "cola", "--preset", "paper", "--output_dir", "unused"]
+    with caplog.at_level(logging.INFO, logger="pseudo_kd_hf.arguments"):
+        _, _, args = build_arguments(apply_preset(read_arguments(flags), get_task("cola")))
+    assert (args.alpha, args.beta, args.pseudo_kd_temperature) == (0.1, pytest.approx(0.2), 2.0)
+    assert "beta=0.2 (paper's beta column 2 read as the temperature tau = beta / alpha" in caplog.text
+    caplog.clear()
+    literal = read_arguments([*flags, "--paper_beta_reading", "literal"])
+    with caplog.at_level(logging.INFO, logger="pseudo_kd_hf.arguments"):
+        _, _, args = build_arguments(apply_preset(literal, get_task("cola")))
+    assert (args.beta, args.pseudo_kd_temperature) == (2.0, None)
+    assert "beta=2, tau=20 (paper's beta column read literally)" in caplog.text
+    # Your own beta or temperature wins over either reading.
+    _, _, args = build_arguments(apply_preset(read_arguments([*flags, "--beta", "0.3"]), get_task("cola")))
+    assert (args.beta, args.pseudo_kd_temperature) == (0.3, None)
+    yours = read_arguments([*flags, "--pseudo_kd_temperature", "4", "--paper_beta_reading", "literal"])
+    _, _, args = build_arguments(apply_preset(yours, get_task("cola")))
+    assert args.beta == pytest.approx(0.4)
+
+
+def test_pseudo_kd_temperature_sets_beta_and_refuses_beta_beside_it() -> None:
+    task = ["--task_name", "rte", "--output_dir", "unused"]
+    _, _, args = build_arguments(read_arguments([*task, "--alpha", "0.2", "--pseudo_kd_temperature", "2.5"]))
+    assert args.beta == pytest.approx(0.5)
+    with pytest.raises(UsageError, match="--pseudo_kd_temperature sets --beta .* not both"):
+        build_arguments(read_arguments([*task, "--pseudo_kd_temperature", "2", "--beta", "2"]))
+    with pytest.raises(UsageError, match="pseudo_kd_temperature must be > 0"):
+        build_arguments(read_arguments([*task, "--pseudo_kd_temperature", "0"]))
+    with pytest.raises(UsageError, match="pseudo_kd_temperature must be a finite number"):
+        build_arguments(read_arguments([*task, "--pseudo_kd_temperature", "inf"]))
+
+
+def test_yaml_and_json_config_files(tmp_path: Path) -> None:
+    yaml_file = tmp_path / "run.yaml"
+    # YAML reads 3e-5 as a string: the CLI converts it like the command line would.
+    yaml_file.write_text("task_name: sst2\npreset: paper\nlearning_rate: 3e-5\nper_device_train_batch_size: 8\n")
+    values = read_arguments([str(yaml_file)])
+    _, data_args, args = build_arguments(apply_preset(values, get_task("sst2")))
+    assert data_args.task_name == "sst2"
+    assert (args.beta, args.per_device_train_batch_size, args.learning_rate) == (0.5, 8, 3e-5)
+    json_file = tmp_path / "run.json"
+    json_file.write_text(json.dumps({"task_name": "RTE", "regularization": "ls", "alpha": 0.2, "do_eval": True}))
+    model_args, data_args, args = build_arguments(read_arguments([str(json_file)]))
+    assert (data_args.task_name, args.regularization, args.alpha, args.do_eval) == ("rte", "ls", 0.2, True)
+    assert model_args.model_name_or_path == "distilroberta-base"
+
+
