@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from typing import Any
 import datasets
 import transformers
 from datasets import Dataset, DatasetDict
+from huggingface_hub import constants as hub_constants
+from huggingface_hub import is_offline_mode
 from transformers import (
     AutoConfig,
     AutoModelForSequenceClassification,
@@ -29,26 +32,34 @@ from transformers import (
     default_data_collator,
     set_seed,
 )
-from transformers.trainer_utils import get_last_checkpoint
 
 from .arguments import (
     ALL_TASKS,
     DataTrainingArguments,
     ModelArguments,
     UsageError,
-    bad_input_is_usage_error,
     build_arguments,
     read_arguments,
     task_arguments,
 )
 from .config import PseudoKDTrainingArguments
-from .glue.data import load_glue_task
-from .glue.metrics import glue_compute_metrics_fn
+from .glue.data import GlueDataError, load_glue_task, missing_splits, required_splits
+from .glue.metrics import NonFinitePredictionsError, glue_compute_metrics_fn
 from .glue.tasks import AX_PREDICTED_BY, GlueTask, get_task
 from .regularizers import get_regularizer, registered_regularizers
-from .suite import EVAL_SUFFIXES, ax_test_split, run_suite, write_predictions
+from .run_dir import (
+    LOCK_FILE_NAME,
+    TRAINING_STATE_NAMES,
+    OutputDirBusy,
+    checkpoint_folders,
+    last_complete_checkpoint,
+    missing_checkpoint_files,
+    output_dir_lock,
+    remove_checkpoints,
+)
+from .suite import ALL_RESULTS, EVAL_SUFFIXES, ax_test_split, run_suite, write_predictions
 from .teacher import add_teacher_logits, load_teacher_model, teacher_label_order
-from .trainer import PseudoKDTrainer
+from .trainer import REGULARIZER_STATE_NAME, PseudoKDTrainer, TrainingDivergedError
 
 logger = logging.getLogger(__name__)
 
@@ -56,27 +67,71 @@ logger = logging.getLogger(__name__)
 def main(argv: Sequence[str] | None = None) -> int:
     """`pseudo-kd-glue`: fine-tune, evaluate and predict one GLUE task, or every task with `--task_name all`.
 
-    Returns the exit code: 0, or 2 after one `error: ...` line on stderr for bad input.
+    Returns the exit code: 0; 2 after one `error: ...` line on stderr for bad input (a flag, a data file, a busy
+    or unwritable --output_dir); 1 after one for a diverged model (no result file is written then). Anything else
+    (a bug, a library failure) raises with its traceback.
     """
     try:
         values = read_arguments(argv)  # only the flags the user set, so --preset fills exactly the others
         suite = str(values.get("task_name", "")).lower() == ALL_TASKS
-        # Every value is checked here, before any work starts.
+        # Every value is checked here, before any work starts and before any log line.
         model_args, data_args, training_args = build_arguments(values) if suite else task_arguments(values)
-        setup_logging(training_args)
-        if suite:
-            run_suite(
-                values,
-                training_args,
-                data_args.data_dir,
-                run_one=lambda task_values: run_task(prepare_task(*task_arguments(task_values))),
-            )
-        else:
-            run_task(prepare_task(model_args, data_args, training_args))
-    except UsageError as error:
-        print(f"error: {error}", file=sys.stderr)
+        if not suite:
+            check_task(model_args, data_args, training_args)
+        with output_dir_held(training_args):
+            setup_logging(training_args)
+            if suite:
+                run_suite(values, training_args, data_args.data_dir, run_one=run_suite_task)
+            elif not finished_run(data_args, training_args):
+                run_task(prepare_task(model_args, data_args, training_args))
+    except (UsageError, GlueDataError) as error:
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
+    except (TrainingDivergedError, NonFinitePredictionsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     return 0
+
+
+def run_suite_task(values: dict[str, Any]) -> None:
+    """One task of `--task_name all`: its values checked, its folder held, then run."""
+    model_args, data_args, training_args = task_arguments(values)
+    check_task(model_args, data_args, training_args)
+    with output_dir_held(training_args):
+        run_task(prepare_task(model_args, data_args, training_args))
+
+
+@contextmanager
+def output_dir_held(training_args: PseudoKDTrainingArguments) -> Iterator[None]:
+    """One run per output folder: the main process holds a lock file in --output_dir while the block runs.
+
+    A folder held by a live run, or that cannot be written, is refused at once (`UsageError`); a lock left by a
+    killed run is taken over with a warning.
+    """
+    output_dir = Path(training_args.output_dir)
+    with ExitStack() as stack:
+        if training_args.process_index == 0:  # under DDP the other processes write nothing the lock guards
+            try:
+                stack.enter_context(output_dir_lock(output_dir))
+            except OutputDirBusy as error:
+                raise UsageError(f"--output_dir {output_dir}: {error}.") from None
+            except OSError as error:
+                raise UsageError(
+                    f"--output_dir {output_dir} cannot be written ({error.strerror or error}): choose another folder."
+                ) from None
+        yield
+
+
+def finished_run(data_args: DataTrainingArguments, training_args: PseudoKDTrainingArguments) -> bool:
+    """A --do_train run whose folder already holds its results is finished: say so rather than train over them."""
+    results = Path(training_args.output_dir) / ALL_RESULTS
+    if not training_args.do_train or data_args.overwrite_output_dir or not results.is_file():
+        return False
+    logger.warning(
+        f"{training_args.output_dir} holds a finished run ({ALL_RESULTS}): nothing trained. Pass "
+        "--overwrite_output_dir to train it again, or drop --do_train to evaluate or predict with its model."
+    )
+    return True
 
 
 def setup_logging(training_args: PseudoKDTrainingArguments) -> None:
@@ -106,18 +161,43 @@ class PreparedTask:
     eval_datasets: dict[str, Dataset]  # Hub validation split -> tokenised examples
     predict_datasets: dict[str, Dataset]  # SUBMISSION_FILES key -> tokenised test examples, labels removed
     last_checkpoint: str | None
+    keep_checkpoints: bool = False
 
 
-@bad_input_is_usage_error
+def check_task(
+    model_args: ModelArguments, data_args: DataTrainingArguments, training_args: PseudoKDTrainingArguments
+) -> None:
+    """The checks of the user's input that need no model: raise `UsageError` naming the flag, before any work."""
+    task = get_task(data_args.task_name)
+    _check_stages(model_args, training_args)
+    missing = missing_splits(task.name, data_args.data_dir, _needed_splits(task, training_args))
+    if missing:
+        raise UsageError(
+            f"--data_dir {data_args.data_dir}: {task.name} has no {', '.join(missing)} split "
+            f"({', '.join(task.files[split] for split in missing)} not in {task.folder}/); add the files, or drop "
+            "the --do_train/--do_eval/--do_predict stage that reads them."
+        )
+    _check_output_dir(task, data_args, training_args)
+    for flag in ("model_name_or_path", "config_name", "tokenizer_name", "teacher_name_or_path"):
+        _check_local_path(f"--{flag}", getattr(model_args, flag), model_args.cache_dir)
+    resume = training_args.resume_from_checkpoint
+    if training_args.do_train and resume is not None:
+        lacking = missing_checkpoint_files(resume, _checkpoint_files(task, training_args))
+        if lacking:
+            raise UsageError(
+                f"--resume_from_checkpoint {resume} is not a complete checkpoint (no {', '.join(lacking)}): pass "
+                "another one, or drop the flag to resume from the newest complete checkpoint in --output_dir."
+            )
+
+
 def prepare_task(
     model_args: ModelArguments, data_args: DataTrainingArguments, training_args: PseudoKDTrainingArguments
 ) -> PreparedTask:
-    """Checks -> seed -> data -> student -> teacher logits -> tokenisation -> `PseudoKDTrainer`."""
+    """Seed -> data -> student -> teacher logits -> tokenisation -> `PseudoKDTrainer` (after `check_task`)."""
     task = get_task(data_args.task_name)
-    _check_stages(model_args, training_args)
-    for flag in ("model_name_or_path", "config_name", "tokenizer_name", "teacher_name_or_path"):
-        _check_local_path(f"--{flag}", getattr(model_args, flag))
-    last_checkpoint = _last_checkpoint(training_args, data_args.overwrite_output_dir)
+    last_checkpoint = _last_checkpoint(
+        training_args, data_args.overwrite_output_dir, _checkpoint_files(task, training_args)
+    )
     set_seed(training_args.seed)
 
     raw_datasets = load_splits(task, data_args, training_args)
@@ -152,26 +232,36 @@ def prepare_task(
     trainer = build_trainer(
         task, model, tokenizer, training_args, data_args, train_dataset, eval_datasets, online_teacher
     )
-    return PreparedTask(training_args, trainer, train_dataset, eval_datasets, predict_datasets, last_checkpoint)
+    return PreparedTask(
+        training_args,
+        trainer,
+        train_dataset,
+        eval_datasets,
+        predict_datasets,
+        last_checkpoint,
+        keep_checkpoints=data_args.keep_checkpoints,
+    )
+
+
+def _needed_splits(task: GlueTask, training_args: PseudoKDTrainingArguments) -> list[str]:
+    return required_splits(
+        task.name, do_train=training_args.do_train, do_eval=training_args.do_eval, do_predict=training_args.do_predict
+    )
 
 
 def load_splits(
     task: GlueTask, data_args: DataTrainingArguments, training_args: PseudoKDTrainingArguments
 ) -> DatasetDict:
-    """The task's splits, checking that every split the requested stages need is there."""
-    raw_datasets = load_glue_task(task.name, data_args.data_dir)
-    needed = {
-        "train": training_args.do_train,
-        **dict.fromkeys(task.validation_splits, training_args.do_eval),
-        **dict.fromkeys(task.test_splits, training_args.do_predict),
-    }
-    missing = [split for split, wanted in needed.items() if wanted and split not in raw_datasets]
-    if missing:
-        raise ValueError(
-            f"{task.name} has no {', '.join(missing)} split ({', '.join(task.files[split] for split in missing)} in "
-            f"{task.folder}/): add the files, or drop the --do_train/--do_eval/--do_predict stage that needs them."
-        )
-    return raw_datasets
+    """The splits the requested stages read, and only those (a broken file the run does not use stops nothing)."""
+    try:
+        return load_glue_task(task.name, data_args.data_dir, splits=_needed_splits(task, training_args))
+    except ConnectionError as error:
+        if data_args.data_dir is not None:
+            raise
+        raise UsageError(
+            f"--task_name {task.name}: GLUE could not be loaded from the Hub ({str(error).splitlines()[0]}); pass "
+            "--data_dir with the original glue_data/ folder to run offline."
+        ) from None
 
 
 def _hub_kwargs(model_args: ModelArguments) -> dict[str, Any]:
@@ -205,7 +295,7 @@ def load_student(model_args: ModelArguments, task: GlueTask) -> tuple[PreTrained
     except RuntimeError as error:
         if "ignore_mismatched_sizes" not in str(error):
             raise
-        raise ValueError(
+        raise UsageError(
             f"--model_name_or_path {model_args.model_name_or_path} has weights shaped for other labels than "
             f"{task.name}'s {task.num_labels}: pass --ignore_mismatched_sizes to start a new classifier head."
         ) from None
@@ -310,7 +400,8 @@ def build_trainer(
 def run_task(run: PreparedTask) -> dict[str, float]:
     """Train (resuming an interrupted run), evaluate on the dev set(s), write leaderboard files; return the metrics.
 
-    `all_results.json` is written last, so its presence marks a finished run (`--task_name all` skips those).
+    `all_results.json` is written last, so its presence marks a finished run (a rerun skips it). The checkpoints of a
+    finished training run are then removed, unless --keep_checkpoints: the final model is in the output folder.
     """
     trainer, training_args = run.trainer, run.training_args
     results: dict[str, float] = {}
@@ -341,6 +432,10 @@ def run_task(run: PreparedTask) -> dict[str, float]:
             write_predictions(trainer, key, dataset)
 
     trainer.save_metrics("all", results, combined=False)
+    if training_args.do_train and not run.keep_checkpoints and trainer.is_world_process_zero():
+        removed = remove_checkpoints(training_args.output_dir)
+        if removed:
+            logger.info(f"Removed {removed} checkpoint folder(s) of the finished run; --keep_checkpoints keeps them.")
     return results
 
 
@@ -350,34 +445,63 @@ def run_task(run: PreparedTask) -> dict[str, float]:
 def _check_stages(model_args: ModelArguments, training_args: PseudoKDTrainingArguments) -> None:
     """Fail before loading anything when the requested work cannot run."""
     if not (training_args.do_train or training_args.do_eval or training_args.do_predict):
-        raise ValueError("Nothing to do: pass --do_train, --do_eval and/or --do_predict.")
+        raise UsageError("Nothing to do: pass --do_train, --do_eval and/or --do_predict.")
     method = training_args.regularization
     uses_teacher = get_regularizer(method).uses_teacher
     if uses_teacher and training_args.do_train and model_args.teacher_name_or_path is None:
-        raise ValueError(
+        raise UsageError(
             f"--regularization {method} needs a teacher: pass --teacher_name_or_path (a model fine-tuned on it)."
         )
     if not uses_teacher and model_args.teacher_name_or_path is not None:
         teacher_methods = " or ".join(name for name, cls in registered_regularizers().items() if cls.uses_teacher)
-        raise ValueError(
+        raise UsageError(
             f"--teacher_name_or_path is used only by --regularization {teacher_methods} (got {method}): "
             "drop it or choose a method that runs a teacher."
         )
     if model_args.kd_online and model_args.teacher_name_or_path is None:
-        raise ValueError("--kd_online runs a teacher at every step: pass --teacher_name_or_path too.")
+        raise UsageError("--kd_online runs a teacher at every step: pass --teacher_name_or_path too.")
 
 
-def _last_checkpoint(training_args: PseudoKDTrainingArguments, overwrite_output_dir: bool) -> str | None:
-    """run_glue's rule: resume from the last checkpoint in output_dir; refuse to train over other files."""
+def _checkpoint_files(task: GlueTask, training_args: PseudoKDTrainingArguments) -> tuple[str, ...]:
+    """What a checkpoint of this run holds besides weights and trainer state: the method's state where it keeps one
+    (a regression head trains on the MSE, without it)."""
+    keeps_state = get_regularizer(training_args.regularization).keeps_state and not task.is_regression
+    return TRAINING_STATE_NAMES + ((REGULARIZER_STATE_NAME,) if keeps_state else ())
+
+
+def _check_output_dir(
+    task: GlueTask, data_args: DataTrainingArguments, training_args: PseudoKDTrainingArguments
+) -> None:
+    """run_glue's rule: --do_train into a non-empty folder resumes its newest complete checkpoint, else is refused.
+
+    A folder holding only partial checkpoints (a crash during the first save) and a lock trains from the start; one
+    holding a finished run is left to `finished_run`.
+    """
     output_dir = Path(training_args.output_dir)
-    if not training_args.do_train or overwrite_output_dir or not output_dir.is_dir():
-        return None
-    checkpoint = get_last_checkpoint(str(output_dir))
-    if checkpoint is None and any(output_dir.iterdir()):
-        raise FileExistsError(
+    if not training_args.do_train or data_args.overwrite_output_dir or not output_dir.is_dir():
+        return
+    checkpoints = checkpoint_folders(output_dir)
+    required = _checkpoint_files(task, training_args)
+    if (output_dir / ALL_RESULTS).is_file() or any(not missing_checkpoint_files(c, required) for c in checkpoints):
+        return
+    ours = {LOCK_FILE_NAME, *(folder.name for folder in checkpoints)}
+    if any(path.name not in ours for path in output_dir.iterdir()):
+        raise UsageError(
             f"--output_dir {output_dir} is not empty and holds no checkpoint to resume: "
             "pass --overwrite_output_dir to train over it, or choose another --output_dir."
         )
+
+
+def _last_checkpoint(
+    training_args: PseudoKDTrainingArguments,
+    overwrite_output_dir: bool,
+    required: tuple[str, ...] = TRAINING_STATE_NAMES,
+) -> str | None:
+    """The newest complete checkpoint in output_dir to resume from; partial newer ones are passed over (warning)."""
+    output_dir = Path(training_args.output_dir)
+    if not training_args.do_train or overwrite_output_dir or not output_dir.is_dir():
+        return None
+    checkpoint = last_complete_checkpoint(output_dir, required)
     if checkpoint is not None and training_args.resume_from_checkpoint is None:
         logger.info(f"Resuming from {checkpoint}; pass --overwrite_output_dir to train from scratch instead.")
     return checkpoint
@@ -387,10 +511,24 @@ def _first(dataset: Dataset, max_samples: int | None) -> Dataset:
     return dataset if max_samples is None else dataset.select(range(min(max_samples, len(dataset))))
 
 
-def _check_local_path(flag: str, name: str | None) -> None:
-    """A name written as a path must exist (the Hub's own message would complain about the repo id instead)."""
-    if name is not None and name.startswith(("/", ".", "~")) and not Path(name).expanduser().exists():
-        raise FileNotFoundError(f"{flag} {name}: no such folder; pass a saved model's folder or a Hub model id.")
+def _check_local_path(flag: str, name: str | None, cache_dir: str | None = None) -> None:
+    """A model name that is meant as a folder must exist; offline, a Hub id must be in the cache.
+
+    `org/name` Hub ids look like relative paths, so a name counts as a folder when it starts with / . or ~, has more
+    than one /, or its first part is a folder here (`runs/rte-teacher` with `runs/` present). Otherwise the Hub's
+    own message would complain about a repo id or the connection instead.
+    """
+    if name is None or Path(name).expanduser().exists():
+        return
+    first = Path(name).parts[0] if Path(name).parts else name
+    if name.startswith(("/", ".", "~")) or name.count("/") > 1 or ("/" in name and Path(first).is_dir()):
+        raise UsageError(f"{flag} {name}: no such folder; pass a saved model's folder or a Hub model id.")
+    cached = Path(cache_dir or hub_constants.HF_HUB_CACHE) / f"models--{name.replace('/', '--')}"
+    if is_offline_mode() and not cached.is_dir():
+        raise UsageError(
+            f"{flag} {name}: no such folder, and not in the Hub cache while the Hub is offline (HF_HUB_OFFLINE=1); "
+            "pass a saved model's folder, or go online to download it."
+        )
 
 
 def _load_teacher(
@@ -407,7 +545,7 @@ def _teacher_label_order(
     try:
         return teacher_label_order(teacher.config, student.config)
     except ValueError as error:
-        raise ValueError(f"--teacher_name_or_path {model_args.teacher_name_or_path}: {error}") from None
+        raise UsageError(f"--teacher_name_or_path {model_args.teacher_name_or_path}: {error}") from None
 
 
 def _check_same_vocabulary(
@@ -415,7 +553,7 @@ def _check_same_vocabulary(
 ) -> None:
     """--kd_online feeds the student's token ids to the teacher: they must mean the same tokens."""
     if teacher_tokenizer.get_vocab() != tokenizer.get_vocab():
-        raise ValueError(
+        raise UsageError(
             f"--kd_online needs the student's tokenizer, but teacher {model_args.teacher_name_or_path} has another "
             "vocabulary: drop --kd_online to use cached logits (computed with the teacher's own tokenizer)."
         )

@@ -13,13 +13,21 @@ from typing import TYPE_CHECKING, Any
 
 from datasets import Dataset
 
-from .arguments import SUITE_TASKS
+from .arguments import SUITE_TASKS, UsageError
 from .config import PseudoKDTrainingArguments
-from .glue.data import load_glue_task
-from .glue.submission import package_submission, validate_submission, write_leaderboard_file
+from .glue.data import load_glue_task, missing_splits, required_splits
+from .glue.submission import (
+    OutputFolderError,
+    SubmissionError,
+    collect_leaderboard_files,
+    package_submission,
+    validate_submission,
+    write_leaderboard_file,
+)
 from .glue.tasks import METRIC_KEYS, SUBMISSION_FILES, TASKS
 
 if TYPE_CHECKING:
+    from .glue.submission import SubmissionSummary
     from .trainer import PseudoKDTrainer
 
 logger = logging.getLogger(__name__)
@@ -39,35 +47,44 @@ def run_suite(
     """Run every GLUE task with one method and seed into `output_dir/<task>/`, then package and tabulate.
 
     Resumable: a task whose folder holds `all_results.json` is skipped; an interrupted one resumes from its last
-    checkpoint. With `--data_dir`, tasks whose folder is absent are skipped, and the submission fills them.
-    `run_one` runs one task from the user's values with its task name and output folder filled in.
+    checkpoint. With `--data_dir`, tasks lacking a file the stages read (or their whole folder) are skipped with a
+    warning, and the submission fills them. `run_one` runs one task from the user's values with its task name and
+    output folder filled in.
     """
     root = Path(training_args.output_dir)
+    stages = {"do_train": training_args.do_train, "do_eval": training_args.do_eval}
     for task in SUITE_TASKS:
         task_dir = root / task.name
         if (task_dir / ALL_RESULTS).is_file():
             logger.info(f"Suite: {task.name} already finished in {task_dir}; skipped.")
             continue
-        if data_dir is not None and not (Path(data_dir) / task.folder).is_dir():
-            logger.warning(f"Suite: {task.name} skipped: {Path(data_dir) / task.folder} not found.")
+        needed = required_splits(task.name, **stages, do_predict=training_args.do_predict)
+        missing = missing_splits(task.name, data_dir, needed)
+        if missing:
+            absent = ", ".join(task.files[split] for split in missing)
+            logger.warning(f"Suite: {task.name} skipped: {absent} not found in {Path(data_dir) / task.folder}.")
             continue
         logger.info(f"Suite: running {task.name} into {task_dir}.")
         run_one({**values, "task_name": task.name, "output_dir": str(task_dir)})
 
-    run_dirs = [root / task.name for task in SUITE_TASKS if (root / task.name).is_dir()]
-    if training_args.do_predict and run_dirs:
-        try:
-            summary = package_submission(run_dirs, root / SUITE_SUBMISSION, fill_missing=True, overwrite=True)
-        except ValueError as error:
-            logger.warning(f"Suite: no submission written: {error}")
-        else:
-            for key, description in summary.filled.items():
-                logger.warning(f"Suite: {SUBMISSION_FILES[key].file_name} filled with {description}: no run wrote it.")
-            logger.info(f"Suite: submission written to {summary.zip_path}.")
     table = root / RESULTS_TABLE
     table.parent.mkdir(parents=True, exist_ok=True)
     table.write_text(results_table(root, values), encoding="utf-8")
     logger.info(f"Suite: dev results in {table}.")
+    run_dirs = [root / task.name for task in SUITE_TASKS if (root / task.name).is_dir()]
+    if training_args.do_predict and run_dirs:
+        _package_suite(root, run_dirs)
+
+
+def _package_suite(root: Path, run_dirs: list[Path]) -> None:
+    """The suite's submission zip, tasks no run wrote filled; runs' files that cannot be packaged are bad input."""
+    try:
+        summary = package_submission(run_dirs, root / SUITE_SUBMISSION, fill_missing=True, overwrite=True)
+    except SubmissionError as error:
+        raise UsageError(f"--task_name all: no submission written to {root / SUITE_SUBMISSION}: {error}") from None
+    for key, description in summary.filled.items():
+        logger.warning(f"Suite: {SUBMISSION_FILES[key].file_name} filled with {description}: no run wrote it.")
+    logger.info(f"Suite: submission written to {summary.zip_path}.")
 
 
 def results_table(root: Path, values: dict[str, Any]) -> str:
@@ -105,24 +122,28 @@ def ax_test_split(data_dir: str | None) -> dict[str, Dataset]:
     if data_dir is not None and not (Path(data_dir) / ax.folder).is_dir():
         logger.warning(f"{Path(data_dir) / ax.folder} not found: AX.tsv skipped (the leaderboard needs it).")
         return {}
-    return {ax.submission_keys[split]: load_glue_task(ax.name, data_dir)[split] for split in ax.test_splits}
+    test_sets = load_glue_task(ax.name, data_dir, splits=ax.test_splits)
+    return {ax.submission_keys[split]: test_sets[split] for split in ax.test_splits}
 
 
 def write_predictions(trainer: PseudoKDTrainer, key: str, dataset: Dataset) -> None:
-    """Predict one test split and write its leaderboard file into output_dir (complete splits only)."""
+    """Predict one test split and write its leaderboard file into output_dir (complete splits only).
+
+    The raw logits go to `write_leaderboard_file`, which refuses NaN or infinite ones (a diverged model) before
+    taking the argmax: argmaxed first, a NaN row would read as class 0.
+    """
     entry = SUBMISSION_FILES[key]
     output = trainer.predict(dataset, metric_key_prefix="predict")
     logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
-    predictions = logits[:, 0] if TASKS[entry.task].is_regression else logits.argmax(axis=-1)
     if not trainer.is_world_process_zero():
         return
-    if len(predictions) != entry.num_rows:
+    if len(logits) != entry.num_rows:
         logger.warning(
-            f"{entry.file_name} not written: --max_predict_samples kept {len(predictions)} of the {entry.num_rows} "
+            f"{entry.file_name} not written: --max_predict_samples kept {len(logits)} of the {entry.num_rows} "
             "test examples, and the leaderboard accepts only complete files."
         )
         return
-    logger.info(f"Wrote {write_leaderboard_file(key, predictions, trainer.args.output_dir)}.")
+    logger.info(f"Wrote {write_leaderboard_file(key, logits, trainer.args.output_dir)}.")
 
 
 # ---- pseudo-kd-glue-submit -----------------------------------------------------------------------------------------
@@ -147,11 +168,9 @@ def submit_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="Replace a submission already in --output_dir.")
     args = parser.parse_args(argv)
     try:
-        summary = package_submission(
-            args.run_dirs, args.output_dir, fill_missing=args.fill_missing, overwrite=args.overwrite
-        )
-    except (ValueError, OSError) as error:
-        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+        summary = _package(args)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
     rows = [("file", "source", "rows")]
     for key, entry in SUBMISSION_FILES.items():
@@ -167,3 +186,28 @@ def submit_main(argv: Sequence[str] | None = None) -> int:
         return 1
     print(f"Wrote {summary.zip_path} ({len(summary.sources)} files from runs, {len(summary.filled)} filled).")
     return 0
+
+
+def _package(args: argparse.Namespace) -> SubmissionSummary:
+    """`package_submission` with its bad-input errors as `UsageError`s naming the flags as typed."""
+    try:
+        if not args.fill_missing:
+            missing = set(SUBMISSION_FILES) - set(collect_leaderboard_files(args.run_dirs))
+            if missing:
+                names = ", ".join(entry.file_name for key, entry in SUBMISSION_FILES.items() if key in missing)
+                raise UsageError(
+                    f"No run wrote {names}: the leaderboard needs all eleven files; pass the runs that wrote them, "
+                    "or --fill_missing to fill them with majority-class placeholders."
+                )
+        return package_submission(
+            args.run_dirs, args.output_dir, fill_missing=args.fill_missing, overwrite=args.overwrite
+        )
+    except OutputFolderError as error:
+        raise UsageError(f"--output_dir {args.output_dir}: {error}") from None
+    except SubmissionError as error:
+        raise UsageError(str(error)) from None
+    except FileExistsError:
+        raise UsageError(
+            f"--output_dir {args.output_dir} already holds a submission: pass --overwrite to replace it, or choose "
+            "another folder."
+        ) from None

@@ -225,7 +225,8 @@ def test_non_empty_output_dir_is_not_trained_over(tmp_path: Path, capsys) -> Non
     write_lines(output_dir / "notes.txt", ["mine"])
     flags = ["--task_name", "rte", "--do_train", "--output_dir", str(output_dir), "--use_cpu"]
     assert_one_line_error(capsys, main(flags), "--overwrite_output_dir")
-    (output_dir / "checkpoint-7").mkdir()
+    for name in ("model.safetensors", "optimizer.pt", "scheduler.pt", "trainer_state.json"):
+        write_lines(output_dir / "checkpoint-7" / name, ["{}"])
     _, _, args = build_arguments(read_arguments(flags))
     assert cli._last_checkpoint(args, overwrite_output_dir=False) == str(output_dir / "checkpoint-7")
     assert cli._last_checkpoint(args, overwrite_output_dir=True) is None
