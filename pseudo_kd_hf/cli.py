@@ -4,15 +4,15 @@ Modelled on Hugging Face's `examples/pytorch/text-classification/run_glue.py`: t
 (`arguments.py`), and a `main()` that reads top to bottom: read the arguments, load the data and the student, attach
 the teacher's logits, tokenise, build the trainer, then train, evaluate and predict (`run_task`). On top: offline
 `--data_dir`, `--preset paper`, KD teachers with cached logits, leaderboard files with the official row counts, and
-`--task_name all` for the whole benchmark (`suite.py`).
+`--task_name all` for the whole benchmark (`suite.py`); one run per output folder, resuming from the newest complete
+checkpoint, finished runs left alone (`run_folder.py`).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,19 +47,11 @@ from .glue.data import GlueDataError, load_glue_task, missing_splits, required_s
 from .glue.metrics import NonFinitePredictionsError, glue_compute_metrics_fn
 from .glue.tasks import AX_PREDICTED_BY, GlueTask, get_task
 from .regularizers import get_regularizer, registered_regularizers
-from .run_dir import (
-    LOCK_FILE_NAME,
-    TRAINING_STATE_NAMES,
-    OutputDirBusy,
-    checkpoint_folders,
-    last_complete_checkpoint,
-    missing_checkpoint_files,
-    output_dir_lock,
-    remove_checkpoints,
-)
-from .suite import ALL_RESULTS, EVAL_SUFFIXES, ax_test_split, run_suite, write_predictions
+from .run_dir import missing_checkpoint_files, remove_checkpoints
+from .run_folder import check_output_dir, checkpoint_files, finished_run, last_checkpoint, output_dir_held
+from .suite import EVAL_SUFFIXES, ax_test_split, run_suite, write_predictions
 from .teacher import add_teacher_logits, load_teacher_model, teacher_label_order
-from .trainer import REGULARIZER_STATE_NAME, PseudoKDTrainer, TrainingDivergedError
+from .trainer import PseudoKDTrainer, TrainingDivergedError
 
 logger = logging.getLogger(__name__)
 
@@ -99,39 +91,6 @@ def run_suite_task(values: dict[str, Any]) -> None:
     check_task(model_args, data_args, training_args)
     with output_dir_held(training_args):
         run_task(prepare_task(model_args, data_args, training_args))
-
-
-@contextmanager
-def output_dir_held(training_args: PseudoKDTrainingArguments) -> Iterator[None]:
-    """One run per output folder: the main process holds a lock file in --output_dir while the block runs.
-
-    A folder held by a live run, or that cannot be written, is refused at once (`UsageError`); a lock left by a
-    killed run is taken over with a warning.
-    """
-    output_dir = Path(training_args.output_dir)
-    with ExitStack() as stack:
-        if training_args.process_index == 0:  # under DDP the other processes write nothing the lock guards
-            try:
-                stack.enter_context(output_dir_lock(output_dir))
-            except OutputDirBusy as error:
-                raise UsageError(f"--output_dir {output_dir}: {error}.") from None
-            except OSError as error:
-                raise UsageError(
-                    f"--output_dir {output_dir} cannot be written ({error.strerror or error}): choose another folder."
-                ) from None
-        yield
-
-
-def finished_run(data_args: DataTrainingArguments, training_args: PseudoKDTrainingArguments) -> bool:
-    """A --do_train run whose folder already holds its results is finished: say so rather than train over them."""
-    results = Path(training_args.output_dir) / ALL_RESULTS
-    if not training_args.do_train or data_args.overwrite_output_dir or not results.is_file():
-        return False
-    logger.warning(
-        f"{training_args.output_dir} holds a finished run ({ALL_RESULTS}): nothing trained. Pass "
-        "--overwrite_output_dir to train it again, or drop --do_train to evaluate or predict with its model."
-    )
-    return True
 
 
 def setup_logging(training_args: PseudoKDTrainingArguments) -> None:
@@ -177,12 +136,12 @@ def check_task(
             f"({', '.join(task.files[split] for split in missing)} not in {task.folder}/); add the files, or drop "
             "the --do_train/--do_eval/--do_predict stage that reads them."
         )
-    _check_output_dir(task, data_args, training_args)
+    check_output_dir(task, data_args, training_args)
     for flag in ("model_name_or_path", "config_name", "tokenizer_name", "teacher_name_or_path"):
         _check_local_path(f"--{flag}", getattr(model_args, flag), model_args.cache_dir)
     resume = training_args.resume_from_checkpoint
     if training_args.do_train and resume is not None:
-        lacking = missing_checkpoint_files(resume, _checkpoint_files(task, training_args))
+        lacking = missing_checkpoint_files(resume, checkpoint_files(task, training_args))
         if lacking:
             raise UsageError(
                 f"--resume_from_checkpoint {resume} is not a complete checkpoint (no {', '.join(lacking)}): pass "
@@ -195,9 +154,7 @@ def prepare_task(
 ) -> PreparedTask:
     """Seed -> data -> student -> teacher logits -> tokenisation -> `PseudoKDTrainer` (after `check_task`)."""
     task = get_task(data_args.task_name)
-    last_checkpoint = _last_checkpoint(
-        training_args, data_args.overwrite_output_dir, _checkpoint_files(task, training_args)
-    )
+    resume_from = last_checkpoint(training_args, data_args.overwrite_output_dir, checkpoint_files(task, training_args))
     set_seed(training_args.seed)
 
     raw_datasets = load_splits(task, data_args, training_args)
@@ -238,7 +195,7 @@ def prepare_task(
         train_dataset,
         eval_datasets,
         predict_datasets,
-        last_checkpoint,
+        resume_from,
         keep_checkpoints=data_args.keep_checkpoints,
     )
 
@@ -460,51 +417,6 @@ def _check_stages(model_args: ModelArguments, training_args: PseudoKDTrainingArg
         )
     if model_args.kd_online and model_args.teacher_name_or_path is None:
         raise UsageError("--kd_online runs a teacher at every step: pass --teacher_name_or_path too.")
-
-
-def _checkpoint_files(task: GlueTask, training_args: PseudoKDTrainingArguments) -> tuple[str, ...]:
-    """What a checkpoint of this run holds besides weights and trainer state: the method's state where it keeps one
-    (a regression head trains on the MSE, without it)."""
-    keeps_state = get_regularizer(training_args.regularization).keeps_state and not task.is_regression
-    return TRAINING_STATE_NAMES + ((REGULARIZER_STATE_NAME,) if keeps_state else ())
-
-
-def _check_output_dir(
-    task: GlueTask, data_args: DataTrainingArguments, training_args: PseudoKDTrainingArguments
-) -> None:
-    """run_glue's rule: --do_train into a non-empty folder resumes its newest complete checkpoint, else is refused.
-
-    A folder holding only partial checkpoints (a crash during the first save) and a lock trains from the start; one
-    holding a finished run is left to `finished_run`.
-    """
-    output_dir = Path(training_args.output_dir)
-    if not training_args.do_train or data_args.overwrite_output_dir or not output_dir.is_dir():
-        return
-    checkpoints = checkpoint_folders(output_dir)
-    required = _checkpoint_files(task, training_args)
-    if (output_dir / ALL_RESULTS).is_file() or any(not missing_checkpoint_files(c, required) for c in checkpoints):
-        return
-    ours = {LOCK_FILE_NAME, *(folder.name for folder in checkpoints)}
-    if any(path.name not in ours for path in output_dir.iterdir()):
-        raise UsageError(
-            f"--output_dir {output_dir} is not empty and holds no checkpoint to resume: "
-            "pass --overwrite_output_dir to train over it, or choose another --output_dir."
-        )
-
-
-def _last_checkpoint(
-    training_args: PseudoKDTrainingArguments,
-    overwrite_output_dir: bool,
-    required: tuple[str, ...] = TRAINING_STATE_NAMES,
-) -> str | None:
-    """The newest complete checkpoint in output_dir to resume from; partial newer ones are passed over (warning)."""
-    output_dir = Path(training_args.output_dir)
-    if not training_args.do_train or overwrite_output_dir or not output_dir.is_dir():
-        return None
-    checkpoint = last_complete_checkpoint(output_dir, required)
-    if checkpoint is not None and training_args.resume_from_checkpoint is None:
-        logger.info(f"Resuming from {checkpoint}; pass --overwrite_output_dir to train from scratch instead.")
-    return checkpoint
 
 
 def _first(dataset: Dataset, max_samples: int | None) -> Dataset:

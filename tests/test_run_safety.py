@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pseudo_kd_hf import PseudoKDTrainer, cli
+from pseudo_kd_hf import PseudoKDTrainer, cli, run_folder
 from pseudo_kd_hf.arguments import build_arguments, read_arguments
 from pseudo_kd_hf.cli import main
 from pseudo_kd_hf.glue.submission import write_leaderboard_file
@@ -120,16 +120,16 @@ def test_resume_passes_over_a_checkpoint_cut_by_a_crash(
 def test_a_stateful_method_needs_its_state_in_a_complete_checkpoint(tmp_path: Path) -> None:
     settings = {"task_name": "rte", "output_dir": str(tmp_path), "do_train": True}
     _, _, ps_kd = build_arguments({**settings, "regularization": "ps_kd"})
-    assert REGULARIZER_STATE_NAME in cli._checkpoint_files(get_task("rte"), ps_kd)
-    assert REGULARIZER_STATE_NAME not in cli._checkpoint_files(get_task("stsb"), ps_kd)  # regression: plain MSE
+    assert REGULARIZER_STATE_NAME in run_folder.checkpoint_files(get_task("rte"), ps_kd)
+    assert REGULARIZER_STATE_NAME not in run_folder.checkpoint_files(get_task("stsb"), ps_kd)  # regression: plain MSE
     _, _, pseudo_kd = build_arguments(settings)
-    assert REGULARIZER_STATE_NAME not in cli._checkpoint_files(get_task("rte"), pseudo_kd)
+    assert REGULARIZER_STATE_NAME not in run_folder.checkpoint_files(get_task("rte"), pseudo_kd)
     # A crash during the first save leaves only a partial checkpoint: the rerun trains from the start, unrefused.
     (tmp_path / "checkpoint-5").mkdir()
     (tmp_path / LOCK_FILE_NAME).write_text("{}")
     _, data_args, args = build_arguments(settings)
-    cli._check_output_dir(get_task("rte"), data_args, args)
-    assert cli._last_checkpoint(args, overwrite_output_dir=False) is None
+    run_folder.check_output_dir(get_task("rte"), data_args, args)
+    assert run_folder.last_checkpoint(args, overwrite_output_dir=False) is None
 
 
 def test_a_finished_run_is_not_trained_again_and_leaves_no_checkpoints(
