@@ -206,7 +206,7 @@ def _convert_number(path: Path, name: str, value: Any, expected: Any) -> Any:
 
     A boolean must be one (`true`/`false`): the string "false" would otherwise read as True.
     """
-    if expected is bool and not isinstance(value, bool):
+    if expected is bool and not isinstance(value, bool | None):
         raise UsageError(f"Config file {path}: {name} must be true or false (no quotes), got {value!r}.")
     if not isinstance(value, str) or expected not in (int, float):
         return value
