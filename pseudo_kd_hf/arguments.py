@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import json
 import logging
+import re
 import sys
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
@@ -36,6 +36,17 @@ PAPER_BETA_READINGS = ("temperature", "literal")
 PRESET_FIELDS = tuple(f.name for f in dataclasses.fields(PaperPreset) if f.name != "note")
 CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
 SUITE_TASKS = tuple(task for task in TASKS.values() if "train" in task.files)  # AX comes with the MNLI run
+
+
+class UsageError(Exception):
+    """Bad user input, found before any training: one `error: ...` line on stderr naming the flag, exit code 2.
+
+    Raised only where input is validated; errors from datasets, tokenizers, torch or the Trainer keep their type
+    (and their traceback).
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(str(message).split()))
 
 
 @dataclass
@@ -142,6 +153,13 @@ class DataTrainingArguments:
         default=False,
         metadata={"help": "Train into a non-empty --output_dir from scratch instead of refusing (or resuming)."},
     )
+    keep_checkpoints: bool = field(
+        default=False,
+        metadata={
+            "help": "Keep the checkpoint-* folders (weights, optimizer and scheduler state) of a finished run; by "
+            "default they are removed once its final model and results are saved."
+        },
+    )
 
     heldout_fraction: float | None = field(
         default=None,
@@ -173,6 +191,11 @@ class DataTrainingArguments:
                 f"{', '.join(PAPER_BETA_READINGS)}."
             )
 
+        for name in ("max_train_samples", "max_eval_samples", "max_predict_samples"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"--{name} must be a positive number of examples, got {value}.")
+
 
 DATA_FILE_FIELDS = ("train_file", "validation_file", "test_file")
 _TASK_CHOICES = f"one of {', '.join(task.name for task in SUITE_TASKS)}, or {ALL_TASKS} for every task"
@@ -180,17 +203,17 @@ _AX_NOTE = f"ax (the diagnostic set) is not trained: the {AX_PREDICTED_BY} model
 
 
 def suite_task_name(name: str | None) -> str:
-    """The canonical name of a GLUE task with training data (`ALL_TASKS` for the suite); `ValueError` otherwise."""
+    """The canonical name of a GLUE task with training data (`ALL_TASKS` for the suite); `UsageError` otherwise."""
     if name is None:
-        raise ValueError(f"--task_name is required: {_TASK_CHOICES}; or your own data with --train_file.")
+        raise UsageError(f"--task_name is required: {_TASK_CHOICES}; or your own data with --train_file.")
     if name.lower() == ALL_TASKS:
         return ALL_TASKS
     try:
         task = get_task(name)
     except ValueError:
-        raise ValueError(f"--task_name {name!r} is not a GLUE task: {_TASK_CHOICES} ({_AX_NOTE}).") from None
+        raise UsageError(f"--task_name {name!r} is not a GLUE task: {_TASK_CHOICES} ({_AX_NOTE}).") from None
     if task not in SUITE_TASKS:
-        raise ValueError(
+        raise UsageError(
             f"--task_name {task.name} has no training data: {_AX_NOTE}, so its leaderboard file is written by "
             f"--task_name {AX_PREDICTED_BY} --do_predict."
         )
@@ -198,26 +221,6 @@ def suite_task_name(name: str | None) -> str:
 
 
 ARGUMENT_CLASSES = (ModelArguments, DataTrainingArguments, PseudoKDTrainingArguments)
-
-
-class UsageError(Exception):
-    """Bad input found before any training: reported as one line on stderr, exit code 2 (like argparse)."""
-
-
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def bad_input_is_usage_error(function: _F) -> _F:
-    """Turn the errors that setup raises for bad input into `UsageError`, so only they become one-line messages."""
-
-    @functools.wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return function(*args, **kwargs)
-        except (ValueError, OSError) as error:  # OSError: a model or file that is not there
-            raise UsageError(" ".join(str(error).split())) from error
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _field_types() -> dict[str, Any]:
@@ -282,7 +285,6 @@ def _group_help(parser: HfArgumentParser) -> None:
 _UNSET = object()  # a field argparse did not set: absent from argv
 
 
-@bad_input_is_usage_error
 def read_arguments(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """The arguments the user set, by field name: from the command line, from one .json/.yaml/.yml file, or from
     such a file followed by flags that override its values (`pseudo-kd-glue rte.yaml --seed 3`).
@@ -302,38 +304,61 @@ def read_arguments(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 def _read_config_file(path: Path, field_types: dict[str, Any]) -> dict[str, Any]:
     if not path.is_file():
-        raise FileNotFoundError(f"Config file {path} not found: pass an existing .json, .yaml or .yml file.")
+        raise UsageError(f"Config file {path} not found: pass an existing .json, .yaml or .yml file.")
     try:
         text = path.read_text(encoding="utf-8")
         values = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as error:
-        raise ValueError(f"Config file {path} is not valid {path.suffix[1:].upper()}: {error}") from None
+        raise UsageError(f"Config file {path} is not valid {path.suffix[1:].upper()}: {error}") from None
     if not isinstance(values, dict):
-        raise ValueError(f"Config file {path} must hold a mapping of argument names to values.")
+        raise UsageError(f"Config file {path} must hold a mapping of argument names to values.")
     unknown = sorted(set(values) - set(field_types))
     if unknown:
-        raise ValueError(f"Config file {path}: unknown arguments {', '.join(unknown)}; see --help for the names.")
+        raise UsageError(f"Config file {path}: unknown arguments {', '.join(unknown)}; see --help for the names.")
     return {name: _convert_number(path, name, value, field_types[name]) for name, value in values.items()}
 
 
 def _convert_number(path: Path, name: str, value: Any, expected: Any) -> Any:
-    """Convert a number written as text, as the command line would: YAML reads `2e-5` as a string."""
+    """Convert a number written as text, as the command line would: YAML reads `2e-5` as a string.
+
+    A boolean must be one (`true`/`false`): the string "false" would otherwise read as True.
+    """
+    if expected is bool and not isinstance(value, bool | None):
+        raise UsageError(f"Config file {path}: {name} must be true or false (no quotes), got {value!r}.")
     if not isinstance(value, str) or expected not in (int, float):
         return value
     try:
         return expected(value)
     except ValueError:
-        raise ValueError(f"Config file {path}: {name} must be a number, got {value!r}.") from None
+        raise UsageError(f"Config file {path}: {name} must be a number, got {value!r}.") from None
 
 
-@bad_input_is_usage_error
 def build_arguments(
     values: dict[str, Any],
 ) -> tuple[ModelArguments, DataTrainingArguments, PseudoKDTrainingArguments]:
-    """The three argument dataclasses from the set values; their `__post_init__` checks every value."""
+    """The three argument dataclasses from the set values; their `__post_init__` checks every value.
+
+    The one place where the dataclasses are built: a `ValueError` from their checks is bad input, reported as a
+    `UsageError` with the fields it names written as flags (`alpha` -> `--alpha`).
+    """
     if "beta" in values and "pseudo_kd_temperature" in values:
-        raise ValueError("--pseudo_kd_temperature sets --beta (beta = alpha * tau): pass one of them, not both.")
-    return HfArgumentParser(ARGUMENT_CLASSES).parse_dict(values)
+        raise UsageError("--pseudo_kd_temperature sets --beta (beta = alpha * tau): pass one of them, not both.")
+    try:
+        return HfArgumentParser(ARGUMENT_CLASSES).parse_dict(values)
+    except ValueError as error:
+        raise UsageError(flags_named(str(error))) from None
+
+
+def flags_named(message: str) -> str:
+    """Write the argument fields a dataclass check names as the flags a user types: `alpha=0.5` -> `--alpha 0.5`.
+
+    A field is renamed where it opens the message, is followed by `=`, or (names with an underscore) anywhere; a
+    plain word such as "seed" or "temperature" inside a sentence is left alone.
+    """
+    for name in _field_types():
+        message = re.sub(rf"(?<![\w-]){name}=", f"--{name} ", message)
+        message = re.sub(rf"(?<![\w-]){name}\b" if "_" in name else rf"^{name}\b", f"--{name}", message)
+    return message
 
 
 def apply_preset(values: dict[str, Any], task: GlueTask) -> dict[str, Any]:
@@ -344,7 +369,7 @@ def apply_preset(values: dict[str, Any], task: GlueTask) -> dict[str, Any]:
     """
     preset = task.preset
     if preset is None:
-        raise ValueError(f"--preset paper has no values for {task.name}: drop --preset.")
+        raise UsageError(f"--preset paper has no values for {task.name}: drop --preset.")
     if preset.note:
         logger.warning(f"--preset paper for {task.name}: {preset.note}.")
     filled = {name: getattr(preset, name) for name in PRESET_FIELDS if name not in values and name != "beta"}
@@ -371,7 +396,6 @@ def apply_preset(values: dict[str, Any], task: GlueTask) -> dict[str, Any]:
     return {**values, **filled}
 
 
-@bad_input_is_usage_error
 def task_arguments(
     values: dict[str, Any],
 ) -> tuple[ModelArguments, DataTrainingArguments, PseudoKDTrainingArguments]:

@@ -4,7 +4,8 @@ Modelled on Hugging Face's `examples/pytorch/text-classification/run_glue.py`: t
 (`arguments.py`), and a `main()` that reads top to bottom: read the arguments, load the data and the student, attach
 the teacher's logits, tokenise, build the trainer, then train, evaluate and predict (`run_task`). On top: offline
 `--data_dir`, `--preset paper`, KD teachers with cached logits, leaderboard files with the official row counts, and
-`--task_name all` for the whole benchmark (`suite.py`).
+`--task_name all` for the whole benchmark (`suite.py`); one run per output folder, resuming from the newest complete
+checkpoint, finished runs left alone (`run_folder.py`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any
 import datasets
 import transformers
 from datasets import Dataset, DatasetDict
+from huggingface_hub import constants as hub_constants
+from huggingface_hub import is_offline_mode
 from transformers import (
     AutoConfig,
     AutoModelForSequenceClassification,
@@ -29,29 +32,29 @@ from transformers import (
     default_data_collator,
     set_seed,
 )
-from transformers.trainer_utils import get_last_checkpoint
 
 from .arguments import (
     ALL_TASKS,
     DataTrainingArguments,
     ModelArguments,
     UsageError,
-    bad_input_is_usage_error,
     build_arguments,
     read_arguments,
     task_arguments,
 )
 from .config import PseudoKDTrainingArguments
-from .custom_data import CustomTask, load_data_files
-from .glue.data import HELDOUT_SPLIT, heldout_split, load_glue_task
-from .glue.metrics import compute_metrics_fn
+from .custom_data import CustomTask, DataFileError, load_data_files
+from .glue.data import HELDOUT_SPLIT, GlueDataError, heldout_split, load_glue_task, missing_splits, required_splits
+from .glue.metrics import NonFinitePredictionsError, compute_metrics_fn
 from .glue.tasks import AX_PREDICTED_BY, GlueTask, get_task
 from .plain_logs import plain_text_when_not_a_terminal
 from .regularizers import get_regularizer, registered_regularizers
+from .run_dir import missing_checkpoint_files, remove_checkpoints
+from .run_folder import check_output_dir, checkpoint_files, finished_run, last_checkpoint, output_dir_held
 from .suite import EVAL_SUFFIXES, ax_test_split, run_suite, write_predictions
 from .teacher import add_teacher_logits, load_teacher_model, teacher_label_order
-from .teacher_file import attach_teacher_logits
-from .trainer import PseudoKDTrainer
+from .teacher_file import TeacherLogitsFileError, attach_teacher_logits
+from .trainer import PseudoKDTrainer, TrainingDivergedError
 
 logger = logging.getLogger(__name__)
 
@@ -61,27 +64,38 @@ Task = GlueTask | CustomTask  # a GLUE task, or one read from --train_file
 def main(argv: Sequence[str] | None = None) -> int:
     """`pseudo-kd-glue`: fine-tune, evaluate and predict one GLUE task, or every task with `--task_name all`.
 
-    Returns the exit code: 0, or 2 after one `error: ...` line on stderr for bad input.
+    Returns the exit code: 0; 2 after one `error: ...` line on stderr for bad input (a flag, a data file, a busy
+    or unwritable --output_dir); 1 after one for a diverged model (no result file is written then). Anything else
+    (a bug, a library failure) raises with its traceback.
     """
     try:
         values = read_arguments(argv)  # only the flags the user set, so --preset fills exactly the others
         suite = str(values.get("task_name", "")).lower() == ALL_TASKS
-        # Every value is checked here, before any work starts.
+        # Every value is checked here, before any work starts and before any log line.
         model_args, data_args, training_args = build_arguments(values) if suite else task_arguments(values)
-        setup_logging(training_args)
-        if suite:
-            run_suite(
-                values,
-                training_args,
-                data_args.data_dir,
-                run_one=lambda task_values: run_task(prepare_task(*task_arguments(task_values))),
-            )
-        else:
-            run_task(prepare_task(model_args, data_args, training_args))
-    except UsageError as error:
-        print(f"error: {error}", file=sys.stderr)
+        if not suite:
+            check_task(model_args, data_args, training_args)
+        with output_dir_held(training_args):
+            setup_logging(training_args)
+            if suite:
+                run_suite(values, training_args, data_args.data_dir, run_one=run_suite_task)
+            elif not finished_run(data_args, training_args):
+                run_task(prepare_task(model_args, data_args, training_args))
+    except (UsageError, GlueDataError, DataFileError, TeacherLogitsFileError) as error:
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
+    except (TrainingDivergedError, NonFinitePredictionsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     return 0
+
+
+def run_suite_task(values: dict[str, Any]) -> None:
+    """One task of `--task_name all`: its values checked, its folder held, then run."""
+    model_args, data_args, training_args = task_arguments(values)
+    check_task(model_args, data_args, training_args)
+    with output_dir_held(training_args):
+        run_task(prepare_task(model_args, data_args, training_args))
 
 
 def setup_logging(training_args: PseudoKDTrainingArguments) -> None:
@@ -112,26 +126,52 @@ class PreparedTask:
     eval_datasets: dict[str, Dataset]  # Hub validation split -> tokenised examples
     predict_datasets: dict[str, Dataset]  # SUBMISSION_FILES key -> tokenised test examples, labels removed
     last_checkpoint: str | None
+    keep_checkpoints: bool = False
 
 
-@bad_input_is_usage_error
-def prepare_task(
+def check_task(
     model_args: ModelArguments, data_args: DataTrainingArguments, training_args: PseudoKDTrainingArguments
-) -> PreparedTask:
-    """Checks -> seed -> data -> student -> teacher logits -> tokenisation -> `PseudoKDTrainer`."""
-    logger.info(get_regularizer(training_args.regularization)(training_args).describe())  # the run's first line
+) -> None:
+    """The checks of the user's input that need no model: raise `UsageError` naming the flag, before any work."""
     _check_stages(model_args, training_args)
     if data_args.heldout_fraction is not None and training_args.do_predict:
-        raise ValueError(
+        raise UsageError(
             "--heldout_fraction trains on part of the training set, to select settings: drop --do_predict, and "
             "predict with the chosen settings in a run without --heldout_fraction."
         )
+    task = None if data_args.task_name is None else get_task(data_args.task_name)  # None: your own data files
+    if task is None:
+        _check_own_files(data_args, training_args)
+    needed = [] if task is None else _needed_splits(task, data_args, training_args)
+    missing = [] if task is None else missing_splits(task.name, data_args.data_dir, needed)
+    if missing:
+        raise UsageError(
+            f"--data_dir {data_args.data_dir}: {task.name} has no {', '.join(missing)} split "
+            f"({', '.join(task.files[split] for split in missing)} not in {task.folder}/); add the files, or drop "
+            "the --do_train/--do_eval/--do_predict stage that reads them."
+        )
+    check_output_dir(task, data_args, training_args)
     for flag in ("model_name_or_path", "config_name", "tokenizer_name", "teacher_name_or_path"):
-        _check_local_path(f"--{flag}", getattr(model_args, flag))
-    last_checkpoint = _last_checkpoint(training_args, data_args.overwrite_output_dir)
+        _check_local_path(f"--{flag}", getattr(model_args, flag), model_args.cache_dir)
+    resume = training_args.resume_from_checkpoint
+    if training_args.do_train and resume is not None:
+        lacking = missing_checkpoint_files(resume, checkpoint_files(task, training_args))
+        if lacking:
+            raise UsageError(
+                f"--resume_from_checkpoint {resume} is not a complete checkpoint (no {', '.join(lacking)}): pass "
+                "another one, or drop the flag to resume from the newest complete checkpoint in --output_dir."
+            )
+
+
+def prepare_task(
+    model_args: ModelArguments, data_args: DataTrainingArguments, training_args: PseudoKDTrainingArguments
+) -> PreparedTask:
+    """Seed -> data -> student -> teacher logits -> tokenisation -> `PseudoKDTrainer` (after `check_task`)."""
+    logger.info(get_regularizer(training_args.regularization)(training_args).describe())  # the run's first line
     set_seed(training_args.seed)
 
     task, raw_datasets = load_splits(data_args, training_args, model_args.cache_dir)
+    resume_from = last_checkpoint(training_args, data_args.overwrite_output_dir, checkpoint_files(task, training_args))
     model, tokenizer = load_student(model_args, task)
     max_seq_length = _max_seq_length(data_args, tokenizer)
     train_dataset, online_teacher = None, None
@@ -173,7 +213,28 @@ def prepare_task(
     trainer = build_trainer(
         task, model, tokenizer, training_args, data_args, train_dataset, eval_datasets, online_teacher
     )
-    return PreparedTask(training_args, trainer, train_dataset, eval_datasets, predict_datasets, last_checkpoint)
+    return PreparedTask(
+        training_args,
+        trainer,
+        train_dataset,
+        eval_datasets,
+        predict_datasets,
+        resume_from,
+        keep_checkpoints=data_args.keep_checkpoints,
+    )
+
+
+def _needed_splits(
+    task: GlueTask, data_args: DataTrainingArguments, training_args: PseudoKDTrainingArguments
+) -> list[str]:
+    """The splits the stages read; with --heldout_fraction, evaluation reads the training split, never dev."""
+    heldout = data_args.heldout_fraction is not None
+    return required_splits(
+        task.name,
+        do_train=training_args.do_train or heldout,
+        do_eval=training_args.do_eval and not heldout,
+        do_predict=training_args.do_predict,
+    )
 
 
 def load_splits(
@@ -194,35 +255,24 @@ def load_splits(
 def load_glue_splits(
     data_args: DataTrainingArguments, training_args: PseudoKDTrainingArguments
 ) -> tuple[GlueTask, DatasetDict]:
-    """A GLUE task's splits, checking that every split the requested stages need is there."""
+    """The splits the requested stages read, and only those (a broken file the run does not use stops nothing)."""
     task = get_task(data_args.task_name)
-    raw_datasets = load_glue_task(task.name, data_args.data_dir)
-    heldout = data_args.heldout_fraction is not None  # selection: evaluate on a part of train, never on dev
-    needed = {
-        "train": training_args.do_train or heldout,
-        **dict.fromkeys(() if heldout else task.validation_splits, training_args.do_eval),
-        **dict.fromkeys(task.test_splits, training_args.do_predict),
-    }
-    missing = [split for split, wanted in needed.items() if wanted and split not in raw_datasets]
-    if missing:
-        raise ValueError(
-            f"{task.name} has no {', '.join(missing)} split ({', '.join(task.files[split] for split in missing)} in "
-            f"{task.folder}/): add the files, or drop the --do_train/--do_eval/--do_predict stage that needs them."
-        )
-    return task, raw_datasets
+    try:
+        splits = _needed_splits(task, data_args, training_args)
+        return task, load_glue_task(task.name, data_args.data_dir, splits=splits)
+    except ConnectionError as error:
+        if data_args.data_dir is not None:
+            raise
+        raise UsageError(
+            f"--task_name {task.name}: GLUE could not be loaded from the Hub ({str(error).splitlines()[0]}); pass "
+            "--data_dir with the original glue_data/ folder to run offline."
+        ) from None
 
 
 def load_own_files(
     data_args: DataTrainingArguments, training_args: PseudoKDTrainingArguments, cache_dir: str | None
 ) -> tuple[CustomTask, DatasetDict]:
     """--train_file / --validation_file / --test_file, as run_glue reads them (`custom_data.load_data_files`)."""
-    for stage, wanted, name in (
-        ("--do_eval", training_args.do_eval, "validation_file"),
-        ("--do_predict", training_args.do_predict, "test_file"),
-    ):
-        held_out = stage == "--do_eval" and data_args.heldout_fraction is not None  # evaluates part of train
-        if wanted and getattr(data_args, name) is None and not held_out:
-            raise ValueError(f"{stage} with --train_file needs --{name} too (or drop {stage}).")
     raw_datasets, task = load_data_files(
         data_args.train_file, data_args.validation_file, data_args.test_file, cache_dir=cache_dir
     )
@@ -231,6 +281,22 @@ def load_own_files(
         + ("regression (float labels)" if task.is_regression else f"labels {', '.join(task.label_names)}")
     )
     return task, raw_datasets
+
+
+def _check_own_files(data_args: DataTrainingArguments, training_args: PseudoKDTrainingArguments) -> None:
+    """Each stage needs its file: --do_eval a --validation_file (unless it evaluates a held-out part), --do_predict
+    a --test_file; each file named must be there."""
+    for name in ("train_file", "validation_file", "test_file"):
+        path = getattr(data_args, name)
+        if path is not None and not Path(path).is_file():
+            raise UsageError(f"--{name} {path}: no such file")
+    for stage, wanted, name in (
+        ("--do_eval", training_args.do_eval, "validation_file"),
+        ("--do_predict", training_args.do_predict, "test_file"),
+    ):
+        held_out = stage == "--do_eval" and data_args.heldout_fraction is not None  # evaluates part of train
+        if wanted and getattr(data_args, name) is None and not held_out:
+            raise UsageError(f"{stage} with --train_file needs --{name} too (or drop {stage}).")
 
 
 def eval_split_names(task: Task, data_args: DataTrainingArguments) -> tuple[str, ...]:
@@ -269,7 +335,7 @@ def load_student(model_args: ModelArguments, task: Task) -> tuple[PreTrainedMode
     except RuntimeError as error:
         if "ignore_mismatched_sizes" not in str(error):
             raise
-        raise ValueError(
+        raise UsageError(
             f"--model_name_or_path {model_args.model_name_or_path} has weights shaped for other labels than "
             f"{task.name}'s {task.num_labels}: pass --ignore_mismatched_sizes to start a new classifier head."
         ) from None
@@ -379,7 +445,8 @@ def build_trainer(
 def run_task(run: PreparedTask) -> dict[str, float]:
     """Train (resuming an interrupted run), evaluate on the dev set(s), write leaderboard files; return the metrics.
 
-    `all_results.json` is written last, so its presence marks a finished run (`--task_name all` skips those).
+    `all_results.json` is written last, so its presence marks a finished run (a rerun skips it). The checkpoints of a
+    finished training run are then removed, unless --keep_checkpoints: the final model is in the output folder.
     """
     trainer, training_args = run.trainer, run.training_args
     results: dict[str, float] = {}
@@ -412,6 +479,10 @@ def run_task(run: PreparedTask) -> dict[str, float]:
             write_predictions(trainer, key, dataset)
 
     trainer.save_metrics("all", results, combined=False)
+    if training_args.do_train and not run.keep_checkpoints and trainer.is_world_process_zero():
+        removed = remove_checkpoints(training_args.output_dir)
+        if removed:
+            logger.info(f"Removed {removed} checkpoint folder(s) of the finished run; --keep_checkpoints keeps them.")
     return results
 
 
@@ -421,7 +492,7 @@ def run_task(run: PreparedTask) -> dict[str, float]:
 def _check_stages(model_args: ModelArguments, training_args: PseudoKDTrainingArguments) -> None:
     """Fail before loading anything when the requested work cannot run."""
     if not (training_args.do_train or training_args.do_eval or training_args.do_predict):
-        raise ValueError("Nothing to do: pass --do_train, --do_eval and/or --do_predict.")
+        raise UsageError("Nothing to do: pass --do_train, --do_eval and/or --do_predict.")
     method = training_args.regularization
     uses_teacher = get_regularizer(method).uses_teacher
     teacher_flags = [
@@ -431,48 +502,46 @@ def _check_stages(model_args: ModelArguments, training_args: PseudoKDTrainingArg
         if value is not None
     ]
     if uses_teacher and training_args.do_train and not teacher_flags:
-        raise ValueError(
+        raise UsageError(
             f"--regularization {method} needs a teacher: pass --teacher_name_or_path (a model fine-tuned on it) or "
             "--teacher_logits (a file written by pseudo-kd-glue-teacher-logits)."
         )
     if model_args.teacher_logits is not None and not Path(model_args.teacher_logits).is_file():
-        raise ValueError(f"--teacher_logits {model_args.teacher_logits}: no such file.")
+        raise UsageError(f"--teacher_logits {model_args.teacher_logits}: no such file.")
     if len(teacher_flags) > 1:
-        raise ValueError("--teacher_logits replaces the teacher model: pass it or --teacher_name_or_path, not both.")
+        raise UsageError("--teacher_logits replaces the teacher model: pass it or --teacher_name_or_path, not both.")
     if not uses_teacher and teacher_flags:
         teacher_methods = " or ".join(name for name, cls in registered_regularizers().items() if cls.uses_teacher)
-        raise ValueError(
+        raise UsageError(
             f"{teacher_flags[0]} is used only by --regularization {teacher_methods} (got {method}): "
             "drop it or choose a method that runs a teacher."
         )
     if model_args.kd_online and model_args.teacher_name_or_path is None:
-        raise ValueError("--kd_online runs a teacher at every step: pass --teacher_name_or_path too.")
-
-
-def _last_checkpoint(training_args: PseudoKDTrainingArguments, overwrite_output_dir: bool) -> str | None:
-    """run_glue's rule: resume from the last checkpoint in output_dir; refuse to train over other files."""
-    output_dir = Path(training_args.output_dir)
-    if not training_args.do_train or overwrite_output_dir or not output_dir.is_dir():
-        return None
-    checkpoint = get_last_checkpoint(str(output_dir))
-    if checkpoint is None and any(output_dir.iterdir()):
-        raise FileExistsError(
-            f"--output_dir {output_dir} is not empty and holds no checkpoint to resume: "
-            "pass --overwrite_output_dir to train over it, or choose another --output_dir."
-        )
-    if checkpoint is not None and training_args.resume_from_checkpoint is None:
-        logger.info(f"Resuming from {checkpoint}; pass --overwrite_output_dir to train from scratch instead.")
-    return checkpoint
+        raise UsageError("--kd_online runs a teacher at every step: pass --teacher_name_or_path too.")
 
 
 def _first(dataset: Dataset, max_samples: int | None) -> Dataset:
     return dataset if max_samples is None else dataset.select(range(min(max_samples, len(dataset))))
 
 
-def _check_local_path(flag: str, name: str | None) -> None:
-    """A name written as a path must exist (the Hub's own message would complain about the repo id instead)."""
-    if name is not None and name.startswith(("/", ".", "~")) and not Path(name).expanduser().exists():
-        raise FileNotFoundError(f"{flag} {name}: no such folder; pass a saved model's folder or a Hub model id.")
+def _check_local_path(flag: str, name: str | None, cache_dir: str | None = None) -> None:
+    """A model name that is meant as a folder must exist; offline, a Hub id must be in the cache.
+
+    `org/name` Hub ids look like relative paths, so a name counts as a folder when it starts with / . or ~, has more
+    than one /, or its first part is a folder here (`runs/rte-teacher` with `runs/` present). Otherwise the Hub's
+    own message would complain about a repo id or the connection instead.
+    """
+    if name is None or Path(name).expanduser().exists():
+        return
+    first = Path(name).parts[0] if Path(name).parts else name
+    if name.startswith(("/", ".", "~")) or name.count("/") > 1 or ("/" in name and Path(first).is_dir()):
+        raise UsageError(f"{flag} {name}: no such folder; pass a saved model's folder or a Hub model id.")
+    cached = Path(cache_dir or hub_constants.HF_HUB_CACHE) / f"models--{name.replace('/', '--')}"
+    if is_offline_mode() and not cached.is_dir():
+        raise UsageError(
+            f"{flag} {name}: no such folder, and not in the Hub cache while the Hub is offline (HF_HUB_OFFLINE=1); "
+            "pass a saved model's folder, or go online to download it."
+        )
 
 
 def _load_teacher(
@@ -489,7 +558,7 @@ def _teacher_label_order(
     try:
         return teacher_label_order(teacher.config, student.config)
     except ValueError as error:
-        raise ValueError(f"--teacher_name_or_path {model_args.teacher_name_or_path}: {error}") from None
+        raise UsageError(f"--teacher_name_or_path {model_args.teacher_name_or_path}: {error}") from None
 
 
 def _check_same_vocabulary(
@@ -497,7 +566,7 @@ def _check_same_vocabulary(
 ) -> None:
     """--kd_online feeds the student's token ids to the teacher: they must mean the same tokens."""
     if teacher_tokenizer.get_vocab() != tokenizer.get_vocab():
-        raise ValueError(
+        raise UsageError(
             f"--kd_online needs the student's tokenizer, but teacher {model_args.teacher_name_or_path} has another "
             "vocabulary: drop --kd_online to use cached logits (computed with the teacher's own tokenizer)."
         )

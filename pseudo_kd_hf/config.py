@@ -102,6 +102,13 @@ class PseudoKDTrainingArguments(TrainingArguments):
         default=0.999,
         metadata={"help": "Beta smoothing: cap in [0, 1) of the EMA model's decay min(1 - 1 / (step + 1), cap)."},
     )
+    logging_nan_inf_filter: bool = field(
+        default=False,
+        metadata={
+            "help": "Replace a NaN or inf step loss by the running mean in the logs (Trainer's default: on). Off here: "
+            "it hides a diverged model, and it costs a host sync per step; a NaN logged loss stops training instead."
+        },
+    )
     fast_step: bool = field(
         default=False,
         metadata={

@@ -14,15 +14,23 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from datasets import Dataset
 
-from .arguments import SUITE_TASKS
+from .arguments import SUITE_TASKS, UsageError
 from .config import PseudoKDTrainingArguments
-from .glue.data import load_glue_task
+from .glue.data import load_glue_task, missing_splits, required_splits
 from .glue.metrics import check_finite_predictions
+from .glue.submission import (
+    OutputFolderError,
+    SubmissionError,
+    collect_leaderboard_files,
+    package_submission,
+    validate_submission,
+    write_leaderboard_file,
+)
 from .glue.submission import _write_atomically as write_atomically  # one atomic writer for every result file
-from .glue.submission import package_submission, validate_submission, write_leaderboard_file
 from .glue.tasks import METRIC_KEYS, SUBMISSION_FILES, TASKS
 
 if TYPE_CHECKING:
+    from .glue.submission import SubmissionSummary
     from .trainer import PseudoKDTrainer
 
 logger = logging.getLogger(__name__)
@@ -42,35 +50,44 @@ def run_suite(
     """Run every GLUE task with one method and seed into `output_dir/<task>/`, then package and tabulate.
 
     Resumable: a task whose folder holds `all_results.json` is skipped; an interrupted one resumes from its last
-    checkpoint. With `--data_dir`, tasks whose folder is absent are skipped, and the submission fills them.
-    `run_one` runs one task from the user's values with its task name and output folder filled in.
+    checkpoint. With `--data_dir`, tasks lacking a file the stages read (or their whole folder) are skipped with a
+    warning, and the submission fills them. `run_one` runs one task from the user's values with its task name and
+    output folder filled in.
     """
     root = Path(training_args.output_dir)
+    stages = {"do_train": training_args.do_train, "do_eval": training_args.do_eval}
     for task in SUITE_TASKS:
         task_dir = root / task.name
         if (task_dir / ALL_RESULTS).is_file():
             logger.info(f"Suite: {task.name} already finished in {task_dir}; skipped.")
             continue
-        if data_dir is not None and not (Path(data_dir) / task.folder).is_dir():
-            logger.warning(f"Suite: {task.name} skipped: {Path(data_dir) / task.folder} not found.")
+        needed = required_splits(task.name, **stages, do_predict=training_args.do_predict)
+        missing = missing_splits(task.name, data_dir, needed)
+        if missing:
+            absent = ", ".join(task.files[split] for split in missing)
+            logger.warning(f"Suite: {task.name} skipped: {absent} not found in {Path(data_dir) / task.folder}.")
             continue
         logger.info(f"Suite: running {task.name} into {task_dir}.")
         run_one({**values, "task_name": task.name, "output_dir": str(task_dir)})
 
-    run_dirs = [root / task.name for task in SUITE_TASKS if (root / task.name).is_dir()]
-    if training_args.do_predict and run_dirs:
-        try:
-            summary = package_submission(run_dirs, root / SUITE_SUBMISSION, fill_missing=True, overwrite=True)
-        except ValueError as error:
-            logger.warning(f"Suite: no submission written: {error}")
-        else:
-            for key, description in summary.filled.items():
-                logger.warning(f"Suite: {SUBMISSION_FILES[key].file_name} filled with {description}: no run wrote it.")
-            logger.info(f"Suite: submission written to {summary.zip_path}.")
     table = root / RESULTS_TABLE
     table.parent.mkdir(parents=True, exist_ok=True)
     table.write_text(results_table(root, values), encoding="utf-8")
     logger.info(f"Suite: dev results in {table}.")
+    run_dirs = [root / task.name for task in SUITE_TASKS if (root / task.name).is_dir()]
+    if training_args.do_predict and run_dirs:
+        _package_suite(root, run_dirs)
+
+
+def _package_suite(root: Path, run_dirs: list[Path]) -> None:
+    """The suite's submission zip, tasks no run wrote filled; runs' files that cannot be packaged are bad input."""
+    try:
+        summary = package_submission(run_dirs, root / SUITE_SUBMISSION, fill_missing=True, overwrite=True)
+    except SubmissionError as error:
+        raise UsageError(f"--task_name all: no submission written to {root / SUITE_SUBMISSION}: {error}") from None
+    for key, description in summary.filled.items():
+        logger.warning(f"Suite: {SUBMISSION_FILES[key].file_name} filled with {description}: no run wrote it.")
+    logger.info(f"Suite: submission written to {summary.zip_path}.")
 
 
 def results_table(root: Path, values: dict[str, Any]) -> str:
@@ -108,7 +125,8 @@ def ax_test_split(data_dir: str | None) -> dict[str, Dataset]:
     if data_dir is not None and not (Path(data_dir) / ax.folder).is_dir():
         logger.warning(f"{Path(data_dir) / ax.folder} not found: AX.tsv skipped (the leaderboard needs it).")
         return {}
-    return {ax.submission_keys[split]: load_glue_task(ax.name, data_dir)[split] for split in ax.test_splits}
+    test_sets = load_glue_task(ax.name, data_dir, splits=ax.test_splits)
+    return {ax.submission_keys[split]: test_sets[split] for split in ax.test_splits}
 
 
 # run_glue's names for the prediction files of MNLI's two test sets (`predict_results_mnli-mm.txt`).
@@ -138,8 +156,7 @@ def write_predictions(trainer: PseudoKDTrainer, key: str, dataset: Dataset) -> N
             "test examples, and the leaderboard accepts only complete files."
         )
         return
-    predictions = logits[:, 0] if TASKS[entry.task].is_regression else logits.argmax(axis=-1)
-    logger.info(f"Wrote {write_leaderboard_file(key, predictions, output_dir)}.")
+    logger.info(f"Wrote {write_leaderboard_file(key, logits, output_dir)}.")  # it refuses NaN/inf logits
 
 
 def write_predict_results(path: Path, logits: np.ndarray, label_names: Sequence[str] | None) -> None:
@@ -179,11 +196,9 @@ def submit_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="Replace a submission already in --output_dir.")
     args = parser.parse_args(argv)
     try:
-        summary = package_submission(
-            args.run_dirs, args.output_dir, fill_missing=args.fill_missing, overwrite=args.overwrite
-        )
-    except (ValueError, OSError) as error:
-        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+        summary = _package(args)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
     rows = [("file", "source", "rows")]
     for key, entry in SUBMISSION_FILES.items():
@@ -200,3 +215,28 @@ def submit_main(argv: Sequence[str] | None = None) -> int:
     from_runs = f"{len(summary.sources)} file{'' if len(summary.sources) == 1 else 's'} from runs"
     print(f"Wrote {summary.zip_path} ({from_runs}, {len(summary.filled)} filled).")
     return 0
+
+
+def _package(args: argparse.Namespace) -> SubmissionSummary:
+    """`package_submission` with its bad-input errors as `UsageError`s naming the flags as typed."""
+    try:
+        if not args.fill_missing:
+            missing = set(SUBMISSION_FILES) - set(collect_leaderboard_files(args.run_dirs))
+            if missing:
+                names = ", ".join(entry.file_name for key, entry in SUBMISSION_FILES.items() if key in missing)
+                raise UsageError(
+                    f"No run wrote {names}: the leaderboard needs all eleven files; pass the runs that wrote them, "
+                    "or --fill_missing to fill them with majority-class placeholders."
+                )
+        return package_submission(
+            args.run_dirs, args.output_dir, fill_missing=args.fill_missing, overwrite=args.overwrite
+        )
+    except OutputFolderError as error:
+        raise UsageError(f"--output_dir {args.output_dir}: {error}") from None
+    except SubmissionError as error:
+        raise UsageError(str(error)) from None
+    except FileExistsError:
+        raise UsageError(
+            f"--output_dir {args.output_dir} already holds a submission: pass --overwrite to replace it, or choose "
+            "another folder."
+        ) from None

@@ -8,6 +8,7 @@ parts, keeps the method's columns, and saves the method's state in checkpoints. 
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -29,7 +30,11 @@ logger = logging.get_logger(__name__)
 # Written into every checkpoint of a method that keeps state (PS-KD's table, Beta smoothing's EMA model).
 REGULARIZER_STATE_NAME = "regularizer_state.pt"
 
-__all__ = ["REGULARIZER_STATE_NAME", "TEACHER_LOGITS_COLUMN", "PseudoKDTrainer"]
+__all__ = ["REGULARIZER_STATE_NAME", "TEACHER_LOGITS_COLUMN", "PseudoKDTrainer", "TrainingDivergedError"]
+
+
+class TrainingDivergedError(RuntimeError):
+    """The training loss turned NaN or infinite: the model diverged, and no result may come from it."""
 
 
 class PseudoKDTrainer(FastStepMixin, Trainer):
@@ -176,13 +181,33 @@ class PseudoKDTrainer(FastStepMixin, Trainer):
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add `ce_loss` (gold-label CE, or MSE for regression) and `regularizer_loss` to each training log, and to
-        the end-of-training log when steps ran since the last one: ``loss = w * ce_loss + regularizer_loss``."""
+        the end-of-training log when steps ran since the last one: ``loss = w * ce_loss + regularizer_loss``.
+        A non-finite logged loss stops training."""
+        self._check_finite_loss(logs)
         if ("loss" in logs or "train_runtime" in logs) and self._part_totals is not None:  # a step, or the end
             gold_sum, regularizer_sum, count = self.accelerator.reduce(self._part_totals, reduction="sum").tolist()
             count = max(count, 1.0)
             logs = {**logs, "ce_loss": gold_sum / count, "regularizer_loss": regularizer_sum / count}
             self._part_totals = None
         super().log(logs, start_time)
+
+    def _check_finite_loss(self, logs: dict[str, float]) -> None:
+        """Raise `TrainingDivergedError` when a logged training loss is NaN or infinite, naming its step window.
+
+        Free of host syncs: the Trainer already moved the window's loss to the host to log it. A NaN at any step
+        of the window makes the window's mean NaN (`logging_nan_inf_filter` is off by default so that it does),
+        and `train_loss` at the end covers the steps after the last log.
+        """
+        for key in ("loss", "train_loss"):
+            value = logs.get(key)
+            if value is None or math.isfinite(value):
+                continue
+            logged = [entry["step"] for entry in self.state.log_history if "loss" in entry]
+            first = (logged[-1] if logged else 0) + 1
+            raise TrainingDivergedError(
+                f"The training loss is {value} in steps {first}-{self.state.global_step}: the model diverged, so no "
+                "result was written; lower --learning_rate (or raise --warmup_steps) and train again."
+            )
 
     # ---- checkpoints ------------------------------------------------------------------------------------------
 

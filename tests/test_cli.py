@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pseudo_kd_hf import cli
+from pseudo_kd_hf import cli, run_folder
 from pseudo_kd_hf.arguments import build_arguments, read_arguments
 from pseudo_kd_hf.cli import main
 from pseudo_kd_hf.glue.tasks import SUBMISSION_FILES
@@ -191,10 +191,11 @@ def test_non_empty_output_dir_is_not_trained_over(tmp_path: Path, capsys) -> Non
     write_lines(output_dir / "notes.txt", ["mine"])
     flags = ["--task_name", "rte", "--do_train", "--output_dir", str(output_dir), "--use_cpu"]
     assert_one_line_error(capsys, main(flags), "--overwrite_output_dir")
-    (output_dir / "checkpoint-7").mkdir()
+    for name in ("model.safetensors", "optimizer.pt", "scheduler.pt", "trainer_state.json"):
+        write_lines(output_dir / "checkpoint-7" / name, ["{}"])
     _, _, args = build_arguments(read_arguments(flags))
-    assert cli._last_checkpoint(args, overwrite_output_dir=False) == str(output_dir / "checkpoint-7")
-    assert cli._last_checkpoint(args, overwrite_output_dir=True) is None
+    assert run_folder.last_checkpoint(args, overwrite_output_dir=False) == str(output_dir / "checkpoint-7")
+    assert run_folder.last_checkpoint(args, overwrite_output_dir=True) is None
 
 
 def test_teacher_with_other_labels_or_vocabulary_fails_with_one_line(

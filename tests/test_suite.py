@@ -28,6 +28,7 @@ def test_suite_runs_each_task_resumes_and_packages(
     write_wnli(data_dir)
     root = tmp_path / "suite"
     flags = run_flags(student, root, "all", "--data_dir", data_dir, "--do_train", "--do_eval", "--do_predict")
+    flags.append("--keep_checkpoints")  # so that the interruption simulated below has a checkpoint to resume
     with caplog.at_level(logging.INFO, logger="pseudo_kd_hf.suite"), caplog.at_level(logging.INFO, "pseudo_kd_hf.cli"):
         assert main([*flags, "--preset", "paper"]) == 0
     assert "sst2 skipped" in caplog.text

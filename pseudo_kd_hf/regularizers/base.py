@@ -69,6 +69,8 @@ class Regularizer:
         uses_teacher: whether the method runs the trainer's `teacher_model` (others refuse one).
         supports_fast_step: False refuses `--fast_step` (batches padded to static shapes with -100 rows): for a
             method that builds its own batches or keys per-row state by every row of a batch.
+        keeps_state: whether `state_dict()` holds state: a checkpoint of such a method lacking `regularizer_state.pt`
+            is incomplete, and resuming passes over it.
     """
 
     name: ClassVar[str] = ""
@@ -77,6 +79,7 @@ class Regularizer:
     supports_regression: ClassVar[bool] = False
     uses_teacher: ClassVar[bool] = False
     supports_fast_step: ClassVar[bool] = True
+    keeps_state: ClassVar[bool] = False
 
     def __init__(self, args: PseudoKDTrainingArguments) -> None:
         self.args = args

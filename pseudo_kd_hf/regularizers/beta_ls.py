@@ -48,6 +48,7 @@ class BetaSmoothing(Regularizer):
     """
 
     supports_fast_step = False  # its draws are per row of a batch
+    keeps_state = True  # the EMA model
 
     bounds = {"beta_ls_alpha": UNIT, "beta_ls_beta": POSITIVE, "beta_ls_ema_decay": HALF_OPEN_UNIT}
 

@@ -70,6 +70,7 @@ class ProgressiveSelfKD(Regularizer):
     """
 
     supports_fast_step = False  # its table is keyed by every row of a batch
+    keeps_state = True  # the previous epoch's predictions
 
     bounds = {"ps_kd_alpha_T": UNIT}
     columns = (EXAMPLE_ID_COLUMN,)
