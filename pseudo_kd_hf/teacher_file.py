@@ -109,7 +109,9 @@ def write_teacher_logits_file(
     path = Path(path)
     num_rows = len(idx)
     if logits.shape[0] != num_rows or row_digests.shape != (num_rows, ROW_DIGEST_BYTES):
-        raise ValueError(f"idx, logits and row_digests disagree on the row count: {num_rows}, {logits.shape[0]}, ...")
+        raise ValueError(
+            f"idx ({num_rows} rows), logits {tuple(logits.shape)} and row_digests {tuple(row_digests.shape)} disagree."
+        )
     tensors = {
         "idx": idx.to(torch.int64).contiguous(),
         "logits": logits.to(torch.float32).contiguous(),
