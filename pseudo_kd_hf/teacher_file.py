@@ -132,11 +132,18 @@ def write_teacher_logits_file(
     os.close(descriptor)
     try:
         save_file(tensors, temporary, metadata=metadata)
+        os.chmod(temporary, 0o666 & ~_current_umask())  # mkstemp made it private; give it a new file's mode
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def read_teacher_logits_file(path: str | os.PathLike) -> TeacherLogitsFile:
