@@ -113,7 +113,9 @@ def write_teacher_logits_file(
     path = Path(path)
     num_rows = len(idx)
     if logits.shape[0] != num_rows or row_digests.shape != (num_rows, ROW_DIGEST_BYTES):
-        raise ValueError(f"idx, logits and row_digests disagree on the row count: {num_rows}, {logits.shape[0]}, ...")
+        raise ValueError(
+            f"idx ({num_rows} rows), logits {tuple(logits.shape)} and row_digests {tuple(row_digests.shape)} disagree."
+        )
     tensors = {
         "idx": idx.to(torch.int64).contiguous(),
         "logits": logits.to(torch.float32).contiguous(),
@@ -134,11 +136,18 @@ def write_teacher_logits_file(
     os.close(descriptor)
     try:
         save_file(tensors, temporary, metadata=metadata)
+        os.chmod(temporary, 0o666 & ~_current_umask())  # mkstemp made it private; give it a new file's mode
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def read_teacher_logits_file(path: str | os.PathLike) -> TeacherLogitsFile:

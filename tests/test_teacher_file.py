@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,12 @@ def attach(dataset: Dataset, logits_file: Path, **overrides) -> Dataset:
     return attach_teacher_logits(dataset, logits_file, **options)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def test_round_trip(tmp_path: Path) -> None:
     dataset = Dataset.from_dict({"sentence": ["a b", "c", "d e f"], "idx": [4, 7, 9]})
     digests = row_digests(dataset, ["sentence"])
@@ -105,6 +112,7 @@ def test_round_trip(tmp_path: Path) -> None:
         teacher_fingerprint="f" * 64,
     )
     assert [p.name for p in tmp_path.iterdir()] == ["cola.safetensors"]  # no temporary file left
+    assert path.stat().st_mode & 0o777 == 0o666 & ~_umask()  # readable like any new file, not private
     file = read_teacher_logits_file(path)
     assert (file.task_name, file.split, file.num_rows, file.teacher_fingerprint) == ("cola", "train", 3, "f" * 64)
     assert file.label_names == ("unacceptable", "acceptable")
