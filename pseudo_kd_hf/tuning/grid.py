@@ -129,8 +129,8 @@ def work(runs: dict[GridStudy, Callable], deadline: float | None) -> list[str]:
         study = min(active, key=GridStudy.started)
         try:
             trial = study.run_next(runs[study], retried)
-        except ValueError as error:
-            if not str(error).startswith("Cannot tell a"):
+        except (ValueError, AssertionError, optuna.exceptions.UpdateFinishedTrialError) as error:
+            if not _lost_claim_race(error):
                 raise
             # SQLite does not lock a queued trial between reading and claiming it: two workers can run the same
             # trial, and the second to finish cannot report it. The first one's result stands; carry on.
@@ -141,3 +141,13 @@ def work(runs: dict[GridStudy, Callable], deadline: float | None) -> list[str]:
         elif trial.state == TrialState.FAIL:
             failures.append(f"{study.name} {trial.params}: {trial.user_attrs.get('error', 'failed')}")
     return failures
+
+
+def _lost_claim_race(error: BaseException) -> bool:
+    """Whether optuna refused to report a trial because another worker had already finished it: its
+    `UpdateFinishedTrialError`, "Cannot tell a COMPLETE trial", or the assertion its optimize loop ends in then."""
+    return (
+        isinstance(error, optuna.exceptions.UpdateFinishedTrialError)
+        or (isinstance(error, ValueError) and str(error).startswith("Cannot tell a"))
+        or (isinstance(error, AssertionError) and str(error) == "Should not reach.")
+    )
