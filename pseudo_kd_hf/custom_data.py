@@ -14,6 +14,8 @@ from pathlib import Path
 
 from datasets import ClassLabel, Dataset, DatasetDict, Value, load_dataset
 
+from .glue.tasks import LabelledTask
+
 LABEL_COLUMN = "label"
 EXAMPLE_ID_COLUMN = "idx"
 FILE_FLAGS = {"train": "--train_file", "validation": "--validation_file", "test": "--test_file"}
@@ -25,20 +27,12 @@ class DataFileError(ValueError):
 
 
 @dataclass(frozen=True)
-class CustomTask:
+class CustomTask(LabelledTask):
     """What the runner needs to know about a task read from the user's files (a GLUE task's counterpart)."""
 
     text_columns: tuple[str, ...]
     label_names: tuple[str, ...]  # () for regression
     name: str = "custom"
-
-    @property
-    def is_regression(self) -> bool:
-        return not self.label_names
-
-    @property
-    def num_labels(self) -> int:
-        return 1 if self.is_regression else len(self.label_names)
 
     @property
     def validation_splits(self) -> tuple[str, ...]:

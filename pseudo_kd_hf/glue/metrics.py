@@ -13,11 +13,12 @@ import numpy as np
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import f1_score, matthews_corrcoef
 
-from ..custom_data import CustomTask
 from .tasks import METRIC_KEYS, STSB_RANGE, GlueTask, get_task
 
 if TYPE_CHECKING:
     from transformers import EvalPrediction
+
+    from ..custom_data import CustomTask
 
 # Your own data (--train_file, no --task_name): accuracy and macro-F1, or Pearson and Spearman for regression.
 CUSTOM_METRIC_KEYS = {"classification": ("accuracy", "macro_f1"), "regression": ("pearson", "spearmanr")}

@@ -37,8 +37,22 @@ class PaperPreset:
     note: str = ""  # set where the paper lists no value and we chose one: says which and why
 
 
+class LabelledTask:
+    """What a task's label names say (a GLUE task's or your own data's): no names means a regression task."""
+
+    label_names: tuple[str, ...]
+
+    @property
+    def is_regression(self) -> bool:
+        return not self.label_names
+
+    @property
+    def num_labels(self) -> int:
+        return 1 if self.is_regression else len(self.label_names)
+
+
 @dataclass(frozen=True)
-class GlueTask:
+class GlueTask(LabelledTask):
     """One GLUE task as the Hub names it, and where its original files live."""
 
     name: str  # Hub config name, e.g. "mnli"
@@ -54,14 +68,6 @@ class GlueTask:
     split_sizes: dict[str, int]  # official row counts per Hub split
     submission_keys: dict[str, str] = field(default_factory=dict)  # Hub test split -> key in SUBMISSION_FILES
     preset: PaperPreset | None = None  # None: the task is not trained on its own (AX)
-
-    @property
-    def is_regression(self) -> bool:
-        return not self.label_names
-
-    @property
-    def num_labels(self) -> int:
-        return 1 if self.is_regression else len(self.label_names)
 
     @property
     def validation_splits(self) -> tuple[str, ...]:

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import sys
 
-import torch
-import torch.distributed as dist
-
 from pseudo_kd_hf import PseudoKDTrainer
-from tests.helpers.ddp_step import exit_without_teardown
+from tests.helpers.ddp_step import save_and_exit
 from tests.helpers.tiny import sgd_args, tiny_bert, tiny_dataset, trained_parameters
 
 
@@ -25,12 +22,7 @@ def main() -> None:
     results = {"parameters": trained_parameters(trainer)}
     if regularization == "ps_kd":
         results["previous_predictions"] = trainer.regularizer.previous_predictions.probs
-    if not dist.is_initialized():
-        torch.save(results, out_path)
-        return
-    if dist.get_rank() == 1:  # the process that did not write the checkpointed state must hold it all the same
-        torch.save(results, out_path)
-    exit_without_teardown()
+    save_and_exit(results, out_path, rank=1)  # the process that did not write the checkpointed state holds it too
 
 
 if __name__ == "__main__":

@@ -10,11 +10,10 @@ from __future__ import annotations
 import sys
 
 import torch
-import torch.distributed as dist
 
 from pseudo_kd_hf import PseudoKDTrainer
 from pseudo_kd_hf.fast_step import FastStepPlan
-from tests.helpers.ddp_step import exit_without_teardown
+from tests.helpers.ddp_step import save_and_exit
 from tests.helpers.tiny import sgd_args, tiny_bert, tiny_dataset, trained_parameters
 
 
@@ -33,12 +32,7 @@ def main() -> None:
     parameters = trained_parameters(trainer)
     if not torch._dynamo.utils.counters["stats"]["unique_graphs"]:
         raise RuntimeError("the fast step was not compiled")
-    if not dist.is_initialized():
-        torch.save(parameters, out_path)
-        return
-    if dist.get_rank() == 0:
-        torch.save(parameters, out_path)
-    exit_without_teardown()
+    save_and_exit(parameters, out_path)
 
 
 if __name__ == "__main__":

@@ -24,12 +24,16 @@ def main() -> None:
         output_dir, regularization=regularization, alpha=0.3, beta=1.5, per_device_train_batch_size=batch_size
     )
     trainer = PseudoKDTrainer(model=tiny_bert(3), args=args, train_dataset=tiny_dataset(8, 3), teacher_model=teacher)
-    parameters = trained_parameters(trainer)
+    save_and_exit(trained_parameters(trainer), out_path)
+
+
+def save_and_exit(result: object, out_path: str, rank: int = 0) -> None:
+    """Save the result (alone: at once; under torchrun: from process `rank`), then end the worker."""
     if not dist.is_initialized():
-        torch.save(parameters, out_path)
+        torch.save(result, out_path)
         return
-    if dist.get_rank() == 0:
-        torch.save(parameters, out_path)
+    if dist.get_rank() == rank:
+        torch.save(result, out_path)
     exit_without_teardown()
 
 
