@@ -14,14 +14,11 @@ import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import datasets
 import transformers
-from datasets import Dataset, DatasetDict
-from huggingface_hub import constants as hub_constants
-from huggingface_hub import is_offline_mode
+from datasets import Dataset
 from transformers import (
     AutoConfig,
     AutoModelForSequenceClassification,
@@ -42,23 +39,24 @@ from .arguments import (
     read_arguments,
     task_arguments,
 )
+from .checks import check_task
 from .config import PseudoKDTrainingArguments
-from .custom_data import CustomTask, DataFileError, load_data_files
-from .glue.data import HELDOUT_SPLIT, GlueDataError, heldout_split, load_glue_task, missing_splits, required_splits
+from .custom_data import DataFileError
+from .glue.data import HELDOUT_SPLIT, GlueDataError
 from .glue.metrics import NonFinitePredictionsError, compute_metrics_fn
-from .glue.tasks import AX_PREDICTED_BY, GlueTask, get_task
+from .glue.tasks import AX_PREDICTED_BY
 from .plain_logs import plain_text_when_not_a_terminal
-from .regularizers import get_regularizer, registered_regularizers
-from .run_dir import missing_checkpoint_files, remove_checkpoints
-from .run_folder import check_output_dir, checkpoint_files, finished_run, last_checkpoint, output_dir_held
+from .regularizers import get_regularizer
+from .run_dir import remove_checkpoints
+from .run_folder import checkpoint_files, finished_run, last_checkpoint, output_dir_held
 from .suite import EVAL_SUFFIXES, ax_test_split, run_suite, write_predictions
+from .task_data import Task, eval_split_names, first_examples, load_splits, tokenize_split
 from .teacher import add_teacher_logits, load_teacher_model, teacher_label_order
 from .teacher_file import TeacherLogitsFileError, attach_teacher_logits
 from .trainer import PseudoKDTrainer, TrainingDivergedError
 
 logger = logging.getLogger(__name__)
 
-Task = GlueTask | CustomTask  # a GLUE task, or one read from --train_file
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -129,40 +127,6 @@ class PreparedTask:
     keep_checkpoints: bool = False
 
 
-def check_task(
-    model_args: ModelArguments, data_args: DataTrainingArguments, training_args: PseudoKDTrainingArguments
-) -> None:
-    """The checks of the user's input that need no model: raise `UsageError` naming the flag, before any work."""
-    _check_stages(model_args, training_args)
-    if data_args.heldout_fraction is not None and training_args.do_predict:
-        raise UsageError(
-            "--heldout_fraction trains on part of the training set, to select settings: drop --do_predict, and "
-            "predict with the chosen settings in a run without --heldout_fraction."
-        )
-    task = None if data_args.task_name is None else get_task(data_args.task_name)  # None: your own data files
-    if task is None:
-        _check_own_files(data_args, training_args)
-    needed = [] if task is None else _needed_splits(task, data_args, training_args)
-    missing = [] if task is None else missing_splits(task.name, data_args.data_dir, needed)
-    if missing:
-        raise UsageError(
-            f"--data_dir {data_args.data_dir}: {task.name} has no {', '.join(missing)} split "
-            f"({', '.join(task.files[split] for split in missing)} not in {task.folder}/); add the files, or drop "
-            "the --do_train/--do_eval/--do_predict stage that reads them."
-        )
-    check_output_dir(task, data_args, training_args)
-    for flag in ("model_name_or_path", "config_name", "tokenizer_name", "teacher_name_or_path"):
-        _check_local_path(f"--{flag}", getattr(model_args, flag), model_args.cache_dir)
-    resume = training_args.resume_from_checkpoint
-    if training_args.do_train and resume is not None:
-        lacking = missing_checkpoint_files(resume, checkpoint_files(task, training_args))
-        if lacking:
-            raise UsageError(
-                f"--resume_from_checkpoint {resume} is not a complete checkpoint (no {', '.join(lacking)}): pass "
-                "another one, or drop the flag to resume from the newest complete checkpoint in --output_dir."
-            )
-
-
 def prepare_task(
     model_args: ModelArguments, data_args: DataTrainingArguments, training_args: PseudoKDTrainingArguments
 ) -> PreparedTask:
@@ -176,7 +140,7 @@ def prepare_task(
     max_seq_length = _max_seq_length(data_args, tokenizer)
     train_dataset, online_teacher = None, None
     if training_args.do_train:
-        train_dataset = _first(raw_datasets["train"], data_args.max_train_samples)
+        train_dataset = first_examples(raw_datasets["train"], data_args.max_train_samples)
         if model_args.teacher_logits is not None:
             train_dataset = attach_teacher_logits(
                 train_dataset,
@@ -198,7 +162,7 @@ def prepare_task(
     eval_datasets = {}
     if training_args.do_eval:
         eval_datasets = {
-            split: tokenize(_first(raw_datasets[split], data_args.max_eval_samples))
+            split: tokenize(first_examples(raw_datasets[split], data_args.max_eval_samples))
             for split in eval_split_names(task, data_args)
         }
     predict_datasets = {}
@@ -207,7 +171,8 @@ def prepare_task(
         if task.name == AX_PREDICTED_BY:
             test_splits.update(ax_test_split(data_args.data_dir))
         predict_datasets = {
-            key: tokenize(_first(dataset, data_args.max_predict_samples)).remove_columns("label")  # -1 placeholders
+            # the test splits' labels are -1 placeholders
+            key: tokenize(first_examples(dataset, data_args.max_predict_samples)).remove_columns("label")
             for key, dataset in test_splits.items()
         }
     trainer = build_trainer(
@@ -222,86 +187,6 @@ def prepare_task(
         resume_from,
         keep_checkpoints=data_args.keep_checkpoints,
     )
-
-
-def _needed_splits(
-    task: GlueTask, data_args: DataTrainingArguments, training_args: PseudoKDTrainingArguments
-) -> list[str]:
-    """The splits the stages read; with --heldout_fraction, evaluation reads the training split, never dev."""
-    heldout = data_args.heldout_fraction is not None
-    return required_splits(
-        task.name,
-        do_train=training_args.do_train or heldout,
-        do_eval=training_args.do_eval and not heldout,
-        do_predict=training_args.do_predict,
-    )
-
-
-def load_splits(
-    data_args: DataTrainingArguments, training_args: PseudoKDTrainingArguments, cache_dir: str | None = None
-) -> tuple[Task, DatasetDict]:
-    """The task and its splits (a GLUE task, or your own files), checking that the requested stages have their data."""
-    if data_args.task_name is None:
-        task, raw_datasets = load_own_files(data_args, training_args, cache_dir)
-    else:
-        task, raw_datasets = load_glue_splits(data_args, training_args)
-    if data_args.heldout_fraction is not None:
-        raw_datasets["train"], raw_datasets[HELDOUT_SPLIT] = heldout_split(
-            raw_datasets["train"], data_args.heldout_fraction, data_args.heldout_seed, task.is_regression
-        )
-    return task, raw_datasets
-
-
-def load_glue_splits(
-    data_args: DataTrainingArguments, training_args: PseudoKDTrainingArguments
-) -> tuple[GlueTask, DatasetDict]:
-    """The splits the requested stages read, and only those (a broken file the run does not use stops nothing)."""
-    task = get_task(data_args.task_name)
-    try:
-        splits = _needed_splits(task, data_args, training_args)
-        return task, load_glue_task(task.name, data_args.data_dir, splits=splits)
-    except ConnectionError as error:
-        if data_args.data_dir is not None:
-            raise
-        raise UsageError(
-            f"--task_name {task.name}: GLUE could not be loaded from the Hub ({str(error).splitlines()[0]}); pass "
-            "--data_dir with the original glue_data/ folder to run offline."
-        ) from None
-
-
-def load_own_files(
-    data_args: DataTrainingArguments, training_args: PseudoKDTrainingArguments, cache_dir: str | None
-) -> tuple[CustomTask, DatasetDict]:
-    """--train_file / --validation_file / --test_file, as run_glue reads them (`custom_data.load_data_files`)."""
-    raw_datasets, task = load_data_files(
-        data_args.train_file, data_args.validation_file, data_args.test_file, cache_dir=cache_dir
-    )
-    logger.info(
-        f"Own data: text columns {', '.join(task.text_columns)}; "
-        + ("regression (float labels)" if task.is_regression else f"labels {', '.join(task.label_names)}")
-    )
-    return task, raw_datasets
-
-
-def _check_own_files(data_args: DataTrainingArguments, training_args: PseudoKDTrainingArguments) -> None:
-    """Each stage needs its file: --do_eval a --validation_file (unless it evaluates a held-out part), --do_predict
-    a --test_file; each file named must be there."""
-    for name in ("train_file", "validation_file", "test_file"):
-        path = getattr(data_args, name)
-        if path is not None and not Path(path).is_file():
-            raise UsageError(f"--{name} {path}: no such file")
-    for stage, wanted, name in (
-        ("--do_eval", training_args.do_eval, "validation_file"),
-        ("--do_predict", training_args.do_predict, "test_file"),
-    ):
-        held_out = stage == "--do_eval" and data_args.heldout_fraction is not None  # evaluates part of train
-        if wanted and getattr(data_args, name) is None and not held_out:
-            raise UsageError(f"{stage} with --train_file needs --{name} too (or drop {stage}).")
-
-
-def eval_split_names(task: Task, data_args: DataTrainingArguments) -> tuple[str, ...]:
-    """The dev set(s), or with --heldout_fraction the held-out part of the training set (selection never sees dev)."""
-    return (HELDOUT_SPLIT,) if data_args.heldout_fraction is not None else task.validation_splits
 
 
 def _hub_kwargs(model_args: ModelArguments) -> dict[str, Any]:
@@ -381,39 +266,6 @@ def attach_teacher(
     return train_dataset, None  # its logits are all KD needs from here on
 
 
-def tokenize_split(
-    dataset: Dataset,
-    task: Task,
-    tokenizer: PreTrainedTokenizerBase,
-    data_args: DataTrainingArguments,
-    training_args: PseudoKDTrainingArguments,
-    max_seq_length: int,
-) -> Dataset:
-    """Tokenise the task's text columns (cached by `datasets`), truncated to `max_seq_length`.
-
-    `datasets` keys the cache on the function and what it captures: `encode` captures only the tokenizer and the
-    tokenising settings, so changing another flag (e.g. --max_train_samples) reuses the dev and test sets' cache.
-    """
-    text_columns, padding = task.text_columns, "max_length" if data_args.pad_to_max_length else False
-
-    def encode(examples: dict[str, list]) -> dict[str, list]:
-        return tokenizer(
-            *(examples[column] for column in text_columns),
-            padding=padding,
-            max_length=max_seq_length,
-            truncation=True,
-        )
-
-    with training_args.main_process_first(desc="dataset map pre-processing"):
-        return dataset.map(
-            encode,
-            batched=True,
-            num_proc=data_args.preprocessing_num_workers,
-            load_from_cache_file=not data_args.overwrite_cache,
-            desc="Running tokenizer on dataset",
-        )
-
-
 def build_trainer(
     task: Task,
     model: PreTrainedModel,
@@ -487,61 +339,6 @@ def run_task(run: PreparedTask) -> dict[str, float]:
 
 
 # ---- helpers ------------------------------------------------------------------------------------------------------
-
-
-def _check_stages(model_args: ModelArguments, training_args: PseudoKDTrainingArguments) -> None:
-    """Fail before loading anything when the requested work cannot run."""
-    if not (training_args.do_train or training_args.do_eval or training_args.do_predict):
-        raise UsageError("Nothing to do: pass --do_train, --do_eval and/or --do_predict.")
-    method = training_args.regularization
-    uses_teacher = get_regularizer(method).uses_teacher
-    teacher_flags = [
-        flag
-        for flag, value in (("--teacher_name_or_path", model_args.teacher_name_or_path),
-                            ("--teacher_logits", model_args.teacher_logits))
-        if value is not None
-    ]
-    if uses_teacher and training_args.do_train and not teacher_flags:
-        raise UsageError(
-            f"--regularization {method} needs a teacher: pass --teacher_name_or_path (a model fine-tuned on it) or "
-            "--teacher_logits (a file written by pseudo-kd-glue-teacher-logits)."
-        )
-    if model_args.teacher_logits is not None and not Path(model_args.teacher_logits).is_file():
-        raise UsageError(f"--teacher_logits {model_args.teacher_logits}: no such file.")
-    if len(teacher_flags) > 1:
-        raise UsageError("--teacher_logits replaces the teacher model: pass it or --teacher_name_or_path, not both.")
-    if not uses_teacher and teacher_flags:
-        teacher_methods = " or ".join(name for name, cls in registered_regularizers().items() if cls.uses_teacher)
-        raise UsageError(
-            f"{teacher_flags[0]} is used only by --regularization {teacher_methods} (got {method}): "
-            "drop it or choose a method that runs a teacher."
-        )
-    if model_args.kd_online and model_args.teacher_name_or_path is None:
-        raise UsageError("--kd_online runs a teacher at every step: pass --teacher_name_or_path too.")
-
-
-def _first(dataset: Dataset, max_samples: int | None) -> Dataset:
-    return dataset if max_samples is None else dataset.select(range(min(max_samples, len(dataset))))
-
-
-def _check_local_path(flag: str, name: str | None, cache_dir: str | None = None) -> None:
-    """A model name that is meant as a folder must exist; offline, a Hub id must be in the cache.
-
-    `org/name` Hub ids look like relative paths, so a name counts as a folder when it starts with / . or ~, has more
-    than one /, or its first part is a folder here (`runs/rte-teacher` with `runs/` present). Otherwise the Hub's
-    own message would complain about a repo id or the connection instead.
-    """
-    if name is None or Path(name).expanduser().exists():
-        return
-    first = Path(name).parts[0] if Path(name).parts else name
-    if name.startswith(("/", ".", "~")) or name.count("/") > 1 or ("/" in name and Path(first).is_dir()):
-        raise UsageError(f"{flag} {name}: no such folder; pass a saved model's folder or a Hub model id.")
-    cached = Path(cache_dir or hub_constants.HF_HUB_CACHE) / f"models--{name.replace('/', '--')}"
-    if is_offline_mode() and not cached.is_dir():
-        raise UsageError(
-            f"{flag} {name}: no such folder, and not in the Hub cache while the Hub is offline (HF_HUB_OFFLINE=1); "
-            "pass a saved model's folder, or go online to download it."
-        )
 
 
 def _load_teacher(

@@ -1,0 +1,117 @@
+"""The runner's data: a GLUE task's splits or your own files, a held-out part for selection, tokenisation.
+
+`load_splits` reads only the splits the requested stages use; with `--heldout_fraction` it carves the held-out part
+out of the training split, which evaluation then uses instead of the dev set.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from datasets import Dataset, DatasetDict
+from transformers import PreTrainedTokenizerBase
+
+from .arguments import DataTrainingArguments, UsageError
+from .config import PseudoKDTrainingArguments
+from .custom_data import CustomTask, load_data_files
+from .glue.data import HELDOUT_SPLIT, heldout_split, load_glue_task, required_splits
+from .glue.tasks import GlueTask, get_task
+
+logger = logging.getLogger(__name__)
+
+Task = GlueTask | CustomTask  # a GLUE task, or one read from --train_file
+
+
+def needed_splits(
+    task: GlueTask, data_args: DataTrainingArguments, training_args: PseudoKDTrainingArguments
+) -> list[str]:
+    """The splits the stages read; with --heldout_fraction, evaluation reads the training split, never dev."""
+    heldout = data_args.heldout_fraction is not None
+    return required_splits(
+        task.name,
+        do_train=training_args.do_train or heldout,
+        do_eval=training_args.do_eval and not heldout,
+        do_predict=training_args.do_predict,
+    )
+
+def load_splits(
+    data_args: DataTrainingArguments, training_args: PseudoKDTrainingArguments, cache_dir: str | None = None
+) -> tuple[Task, DatasetDict]:
+    """The task and its splits (a GLUE task, or your own files), checking that the requested stages have their data."""
+    if data_args.task_name is None:
+        task, raw_datasets = load_own_files(data_args, training_args, cache_dir)
+    else:
+        task, raw_datasets = load_glue_splits(data_args, training_args)
+    if data_args.heldout_fraction is not None:
+        raw_datasets["train"], raw_datasets[HELDOUT_SPLIT] = heldout_split(
+            raw_datasets["train"], data_args.heldout_fraction, data_args.heldout_seed, task.is_regression
+        )
+    return task, raw_datasets
+
+def load_glue_splits(
+    data_args: DataTrainingArguments, training_args: PseudoKDTrainingArguments
+) -> tuple[GlueTask, DatasetDict]:
+    """The splits the requested stages read, and only those (a broken file the run does not use stops nothing)."""
+    task = get_task(data_args.task_name)
+    try:
+        splits = needed_splits(task, data_args, training_args)
+        return task, load_glue_task(task.name, data_args.data_dir, splits=splits)
+    except ConnectionError as error:
+        if data_args.data_dir is not None:
+            raise
+        raise UsageError(
+            f"--task_name {task.name}: GLUE could not be loaded from the Hub ({str(error).splitlines()[0]}); pass "
+            "--data_dir with the original glue_data/ folder to run offline."
+        ) from None
+
+def load_own_files(
+    data_args: DataTrainingArguments, training_args: PseudoKDTrainingArguments, cache_dir: str | None
+) -> tuple[CustomTask, DatasetDict]:
+    """--train_file / --validation_file / --test_file, as run_glue reads them (`custom_data.load_data_files`)."""
+    raw_datasets, task = load_data_files(
+        data_args.train_file, data_args.validation_file, data_args.test_file, cache_dir=cache_dir
+    )
+    logger.info(
+        f"Own data: text columns {', '.join(task.text_columns)}; "
+        + ("regression (float labels)" if task.is_regression else f"labels {', '.join(task.label_names)}")
+    )
+    return task, raw_datasets
+
+def eval_split_names(task: Task, data_args: DataTrainingArguments) -> tuple[str, ...]:
+    """The dev set(s), or with --heldout_fraction the held-out part of the training set (selection never sees dev)."""
+    return (HELDOUT_SPLIT,) if data_args.heldout_fraction is not None else task.validation_splits
+
+def tokenize_split(
+    dataset: Dataset,
+    task: Task,
+    tokenizer: PreTrainedTokenizerBase,
+    data_args: DataTrainingArguments,
+    training_args: PseudoKDTrainingArguments,
+    max_seq_length: int,
+) -> Dataset:
+    """Tokenise the task's text columns (cached by `datasets`), truncated to `max_seq_length`.
+
+    `datasets` keys the cache on the function and what it captures: `encode` captures only the tokenizer and the
+    tokenising settings, so changing another flag (e.g. --max_train_samples) reuses the dev and test sets' cache.
+    """
+    text_columns, padding = task.text_columns, "max_length" if data_args.pad_to_max_length else False
+
+    def encode(examples: dict[str, list]) -> dict[str, list]:
+        return tokenizer(
+            *(examples[column] for column in text_columns),
+            padding=padding,
+            max_length=max_seq_length,
+            truncation=True,
+        )
+
+    with training_args.main_process_first(desc="dataset map pre-processing"):
+        return dataset.map(
+            encode,
+            batched=True,
+            num_proc=data_args.preprocessing_num_workers,
+            load_from_cache_file=not data_args.overwrite_cache,
+            desc="Running tokenizer on dataset",
+        )
+
+def first_examples(dataset: Dataset, max_samples: int | None) -> Dataset:
+    return dataset if max_samples is None else dataset.select(range(min(max_samples, len(dataset))))
