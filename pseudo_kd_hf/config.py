@@ -18,7 +18,8 @@ class PseudoKDTrainingArguments(TrainingArguments):
     """`TrainingArguments` plus the label regulariser's settings (so `HfArgumentParser` exposes them as flags).
 
     Which fields each method reads (defaults in brackets):
-    ls: alpha [0.1]; kd: alpha [0.1], temperature [1]; pseudo_kd: alpha [0.1], beta [2];
+    ls: alpha [0.1]; kd: alpha [0.1], temperature [1]; pseudo_kd: alpha [0.1], beta [2] (or pseudo_kd_temperature
+    tau, which sets beta = alpha * tau);
     tf_reg: alpha [0.1] (as in KD, the soft term's weight; also the official ResNet18 setting), tf_reg_temperature
     [20], tf_reg_teacher_prob [0.99]; ps_kd: ps_kd_alpha_T [0.8]; cs_kd: cs_kd_lambda [1], cs_kd_temperature [4];
     beta_ls: beta_ls_alpha [0.6], beta_ls_beta [3], beta_ls_ema_decay [0.999].
