@@ -160,7 +160,6 @@ class DataTrainingArguments:
             "default they are removed once its final model and results are saved."
         },
     )
-
     heldout_fraction: float | None = field(
         default=None,
         metadata={
@@ -190,7 +189,6 @@ class DataTrainingArguments:
                 f"--paper_beta_reading {self.paper_beta_reading!r} is unknown: choose one of "
                 f"{', '.join(PAPER_BETA_READINGS)}."
             )
-
         for name in ("max_train_samples", "max_eval_samples", "max_predict_samples"):
             value = getattr(self, name)
             if value is not None and value < 1:

@@ -41,7 +41,7 @@ def check_task(
         )
     check_output_dir(task, data_args, training_args)
     for flag in ("model_name_or_path", "config_name", "tokenizer_name", "teacher_name_or_path"):
-        _check_local_path(f"--{flag}", getattr(model_args, flag), model_args.cache_dir)
+        check_local_path(f"--{flag}", getattr(model_args, flag), model_args.cache_dir)
     resume = training_args.resume_from_checkpoint
     if training_args.do_train and resume is not None:
         lacking = missing_checkpoint_files(resume, checkpoint_files(task, training_args))
@@ -96,7 +96,7 @@ def _check_stages(model_args: ModelArguments, training_args: PseudoKDTrainingArg
     if model_args.kd_online and model_args.teacher_name_or_path is None:
         raise UsageError("--kd_online runs a teacher at every step: pass --teacher_name_or_path too.")
 
-def _check_local_path(flag: str, name: str | None, cache_dir: str | None = None) -> None:
+def check_local_path(flag: str, name: str | None, cache_dir: str | None = None) -> None:
     """A model name that is meant as a folder must exist; offline, a Hub id must be in the cache.
 
     `org/name` Hub ids look like relative paths, so a name counts as a folder when it starts with / . or ~, has more

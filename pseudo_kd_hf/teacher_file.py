@@ -37,7 +37,9 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from .glue.data import load_glue_task
+from .arguments import UsageError
+from .checks import check_local_path
+from .glue.data import GlueDataError, load_glue_task
 from .glue.tasks import get_task
 from .teacher import (
     TEACHER_LOGITS_COLUMN,
@@ -267,12 +269,17 @@ class TeacherLogitsArguments:
 def main(argv: Sequence[str] | None = None) -> int:
     """`pseudo-kd-glue-teacher-logits`: write a teacher's logits over a task's training split to a file.
 
-    Returns the exit code: 0, or 2 after one `error: ...` line on stderr for bad input (a bug keeps its traceback).
+    Returns the exit code: 0, or 2 after one `error: ...` line on stderr for bad input (a flag, a missing teacher
+    folder, a bad data file, a teacher of other labels); a bug or a library failure keeps its traceback.
     """
     try:
-        (args,) = HfArgumentParser(TeacherLogitsArguments).parse_args_into_dataclasses(argv)
+        try:
+            (args,) = HfArgumentParser(TeacherLogitsArguments).parse_args_into_dataclasses(argv)
+        except ValueError as error:  # the arguments' own checks
+            raise UsageError(str(error)) from None
+        check_local_path("--teacher_name_or_path", args.teacher_name_or_path)
         task = get_task(args.task_name)
-        train = load_glue_task(task.name, args.data_dir)[TRAIN_SPLIT]
+        train = load_glue_task(task.name, args.data_dir, splits=TRAIN_SPLIT)[TRAIN_SPLIT]
         teacher = load_teacher_model(args.teacher_name_or_path)
         teacher_tokenizer = AutoTokenizer.from_pretrained(args.teacher_name_or_path)
         task_config = PretrainedConfig(num_labels=task.num_labels)
@@ -281,8 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             label_order = teacher_label_order(teacher.config, task_config)
         except ValueError as error:
-            raise ValueError(f"--teacher_name_or_path {args.teacher_name_or_path}: {error}") from None
-    except (ValueError, OSError) as error:  # OSError: a model or folder that is not there
+            raise UsageError(f"--teacher_name_or_path {args.teacher_name_or_path}: {error}") from None
+    except (UsageError, GlueDataError) as error:  # bad input; anything else keeps its traceback
         print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
     fingerprint = fingerprint_teacher(teacher, teacher_tokenizer)

@@ -222,3 +222,13 @@ def test_console_script_refuses_a_teacher_of_other_labels(glue_dir: Path, tmp_pa
     err = one_line_error(capsys)
     assert f"--teacher_name_or_path {teacher}" in err and "3 labels" in err
     assert not (tmp_path / "rte.safetensors").exists()
+
+
+def test_console_script_reads_only_the_training_split_and_names_a_missing_teacher(
+    glue_dir: Path, teacher_dir: Path, tmp_path: Path, capsys
+) -> None:
+    (glue_dir / "RTE" / "test.tsv").write_text("")  # an empty file the script does not need
+    assert write_logits(glue_dir, teacher_dir, tmp_path / "rte.safetensors") == 0
+    capsys.readouterr()
+    assert write_logits(glue_dir, tmp_path / "runs" / "absent", tmp_path / "other.safetensors") == 2
+    assert f"--teacher_name_or_path {tmp_path / 'runs' / 'absent'}: no such folder" in one_line_error(capsys)
