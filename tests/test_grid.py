@@ -7,6 +7,8 @@ import math
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -117,60 +119,69 @@ def test_every_point_once_breadth_first_and_a_failure_retried_once(tmp_path: Pat
     assert calls_again == [{"seed": 2}]
 
 
-@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # the test's own ask() stands in for another worker
-def test_a_point_queued_twice_runs_once(tmp_path: Path) -> None:
-    """Two workers that queue the same point at the same instant: the later trial is pruned before it trains."""
+def another_workers_trial(storage, name: str, grid: dict, point: dict, suggest: bool = True) -> optuna.Trial:
+    """A trial another worker started for `point` (RUNNING in the storage), having suggested its values or not yet."""
+    other = GridStudy(storage, name, grid)
+    other.sampler.point = point
+    trial = other.study.ask()
+    if suggest:
+        suggest_point(trial, grid)
+    return trial
+
+
+def suggest_point(trial: optuna.Trial, grid: dict) -> None:
+    for key, values in grid.items():
+        trial.suggest_categorical(key, values)
+
+
+def stale_view(study: GridStudy, point: tuple) -> None:
+    """Make `study` pick `point`, as a worker does that read the study just before another worker started it."""
+    study.pending = lambda: ([point], set())
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # the other worker's trial, started with ask()
+def test_two_workers_picking_one_point_train_it_once(tmp_path: Path) -> None:
+    """Both pick seed 7: the later trial (higher number) finds the earlier one holding it and is pruned untrained; the
+    earlier trial's worker trains it."""
     storage = open_storage(f"sqlite:///{tmp_path / 'grid.db'}")
-    study = GridStudy(storage, "a", {"seed": [7, 8]})
-    study.study.enqueue_trial({"seed": 7})  # another worker's queued copy of the point this worker picks next
+    grid = {"seed": [7, 8]}
+    first = another_workers_trial(storage, "a", grid, {"seed": 7})
+    late = GridStudy(storage, "a", grid)
+    stale_view(late, (7,))
     calls = []
-    study.run_next(fake_run(calls), set())  # runs the other worker's copy of 7
-    study.run_next(fake_run(calls), set())  # 8
-    assert calls == [{"seed": 7}, {"seed": 8}]
-    other = GridStudy(storage, "b", {"seed": [7]})
-    other.study.enqueue_trial({"seed": 7})
-    other.study.enqueue_trial({"seed": 7})
-    running = other.study.ask()  # the first copy: another worker is running it now
-    assert other.run_next(fake_run(calls), set()).state == TrialState.PRUNED  # the second copy: not trained
-    assert calls == [{"seed": 7}, {"seed": 8}]
-    assert other.trials(TrialState.PRUNED)[0].user_attrs["duplicate_of"] == running.number
-    assert other.run_next(fake_run(calls), set()) is None  # nothing left to run
+    pruned = late.run_next(fake_run(calls), set())
+    assert pruned.state == TrialState.PRUNED and pruned.user_attrs["duplicate_of"] == first.number
+    assert calls == []
+    assert late.holder(first, (7,)) is None  # the earlier trial holds the point itself: its worker trains it
+
+    fresh = GridStudy(storage, "a", grid)  # a worker with an up-to-date view picks the free point
+    assert fresh.run_next(fake_run(calls), set()).state == TrialState.COMPLETE and calls == [{"seed": 8}]
+    stale_view(fresh, (8,))  # and a finished point is never trained again
+    assert fresh.run_next(fake_run(calls), set()).state == TrialState.PRUNED and calls == [{"seed": 8}]
 
 
-@pytest.mark.parametrize(
-    "race",
-    [
-        ValueError("Cannot tell a COMPLETE trial."),
-        optuna.exceptions.UpdateFinishedTrialError("Trial#7 has already finished and can not be updated."),
-        AssertionError("Should not reach."),
-    ],
-)
-def test_a_trial_another_worker_reported_first_does_not_stop_the_worker(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, race: Exception
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+@pytest.mark.parametrize(("other_point", "trains"), [({"seed": 7}, False), ({"seed": 8}, True)])
+def test_a_worker_waits_for_an_earlier_trial_to_record_its_point(
+    tmp_path: Path, other_point: dict, trains: bool
 ) -> None:
-    """SQLite can let two workers claim one queued trial; the one that reports second gets optuna's "Cannot tell a
-    COMPLETE trial" (or the errors of the same race below). Seen on the H100 grid: the worker must carry on with the
-    other points, not crash."""
+    """The other worker's trial exists (lower number) but has not suggested its values yet: this worker waits for
+    them instead of deciding blind, then yields if they are its point and trains otherwise."""
     storage = open_storage(f"sqlite:///{tmp_path / 'grid.db'}")
-    study = GridStudy(storage, "a", {"seed": [1, 2]})
-    run_next, raised = GridStudy.run_next, []
-
-    def run_next_losing_the_first_race(self, run, retried):
-        if not raised:
-            raised.append(True)
-            run_next(self, run, retried)  # the other worker's run of the point, reported first
-            raise race
-        return run_next(self, run, retried)
-
-    monkeypatch.setattr(GridStudy, "run_next", run_next_losing_the_first_race)
+    grid = {"seed": [7, 8]}
+    earlier = another_workers_trial(storage, "a", grid, other_point, suggest=False)
+    timer = threading.Timer(0.5, suggest_point, (earlier, grid))
+    study = GridStudy(storage, "a", grid)
+    stale_view(study, (7,))
     calls = []
-    with caplog.at_level("WARNING", logger="pseudo_kd_hf.tuning.grid"):
-        assert work({study: fake_run(calls)}, deadline=None) == []
-    assert [call["seed"] for call in calls] == [1, 2] and set(study.results()) == {(1,), (2,)}
-    assert "another worker finished the same trial first" in caplog.text
-    monkeypatch.setattr(GridStudy, "run_next", lambda *_: (_ for _ in ()).throw(ValueError("other")))
-    with pytest.raises(ValueError, match="other"):
-        work({GridStudy(storage, "b", {"seed": [1]}): fake_run([])}, deadline=None)
+    timer.start()
+    try:
+        started = time.monotonic()
+        trial = study.run_next(fake_run(calls), set())
+    finally:
+        timer.join()
+    assert time.monotonic() - started >= 0.5  # it waited for the earlier trial's point
+    assert (trial.state == TrialState.COMPLETE) is trains and (calls == [{"seed": 7}]) is trains
 
 
 WORKER = """
@@ -182,7 +193,7 @@ url, log = sys.argv[1], Path(sys.argv[2])
 def run(params):
     with open(log, "a") as stream:
         stream.write(json.dumps(params) + "\\n")
-    time.sleep(0.3)
+    time.sleep(0.05)
     return {"score": 1.0}
 storage = open_storage(url)
 studies = [GridStudy(storage, name, {"seed": list(range(6))}) for name in ("a", "b")]
@@ -191,16 +202,19 @@ print(len(work({study: run for study in studies}, None)))
 
 
 @pytest.mark.slow
-def test_two_worker_processes_share_a_grid_without_running_a_point_twice(tmp_path: Path) -> None:
+def test_worker_processes_share_a_grid_without_running_a_point_twice(tmp_path: Path) -> None:
+    """Three workers on one SQLite file and short runs, so they often pick a point together."""
     url, log = f"sqlite:///{tmp_path / 'grid.db'}", tmp_path / "runs.jsonl"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     command = [sys.executable, "-c", WORKER, url, str(log)]
-    workers = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)]
-    workers.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    workers = [
+        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(3)
+    ]
     outputs = [worker.communicate(timeout=300)[0] for worker in workers]
-    assert [worker.returncode for worker in workers] == [0, 0], outputs
+    assert [worker.returncode for worker in workers] == [0, 0, 0], outputs
     runs = log.read_text().splitlines()
-    assert len(runs) == 12  # 2 studies x 6 seeds, none twice (each worker also ran some: the log is shared)
+    assert len(runs) == 12  # 2 studies x 6 seeds, none twice (the workers share the log)
     for name in ("a", "b"):
         study = optuna.load_study(study_name=name, storage=url)
         seeds = [trial.params["seed"] for trial in study.get_trials(states=(TrialState.COMPLETE,))]
