@@ -21,7 +21,7 @@ from pseudo_kd_hf.tuning.study import open_storage
 from pseudo_kd_hf.tuning.variants import Variant, paired_difference, parse_variants
 from tests.helpers.scripts import load_script
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from pseudo_kd_hf.tuning import report, space, sweep
 from pseudo_kd_hf.tuning.study import load_study, open_storage
 from tests.helpers.glue_models import TEACHER_WORDS, save_tiny_student
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
