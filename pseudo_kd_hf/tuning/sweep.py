@@ -42,7 +42,17 @@ DEFAULT_HELDOUT_FRACTION = 0.1
 STUDY_DB = "study.db"
 MAX_FAILURES_IN_A_ROW = 3
 # Folders that may differ between the machines of one study: not compared when a worker joins.
-MACHINE_PATHS = ("model_name_or_path", "config_name", "tokenizer_name", "teacher_name_or_path", "data_dir", "cache_dir")
+# Where things are on this machine: a study continues on another machine whose folders differ (a teacher's logits file
+# is checked against the training set by its own header, whatever its path).
+MACHINE_PATHS = (
+    "model_name_or_path",
+    "config_name",
+    "tokenizer_name",
+    "teacher_name_or_path",
+    "teacher_logits",
+    "data_dir",
+    "cache_dir",
+)
 # Set for every trial unless the user set them: a trial is never resumed, so intermediate checkpoints are waste.
 TRIAL_DEFAULTS = {"save_strategy": "no", "report_to": "none", "disable_tqdm": True}
 

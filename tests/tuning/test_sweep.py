@@ -17,6 +17,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState
 
 from pseudo_kd_hf import cli
+from pseudo_kd_hf.arguments import UsageError
 from pseudo_kd_hf.tuning import report, space, sweep
 from pseudo_kd_hf.tuning.study import load_study, open_storage
 from tests.helpers.glue_models import TEACHER_WORDS, save_tiny_student
@@ -198,6 +199,20 @@ def test_no_trial_starts_after_the_time_budget(tmp_path: Path, monkeypatch: pyte
     flags = ["--task_name", "rte", "--output_dir", str(tmp_path), "--n_trials", "3", "--time_budget_s", "0"]
     assert sweep.main(flags) == 0
     assert optuna.load_study(study_name="rte_pseudo_kd", storage=f"sqlite:///{tmp_path / 'study.db'}").trials == []
+
+
+def test_a_study_continues_on_a_machine_whose_folders_differ() -> None:
+    """Carried to another machine (the GPU one), a study's model, data and teacher-logits paths change: it continues.
+    Any other setting is another experiment: refused with one line naming it."""
+    study = optuna.create_study(study_name="s")
+    here = {"model_name_or_path": "/work/minilm", "data_dir": "/glue", "teacher_logits": "/w/cola.st", "alpha": 0.1}
+    sweep.check_same_settings(study, here, {"alpha": "range"})
+    there = {**here, "model_name_or_path": "/tmp/minilm", "data_dir": "glue", "teacher_logits": "carry/cola.st"}
+    sweep.check_same_settings(study, there, {"alpha": "range"})
+    with pytest.raises(UsageError, match=r"other settings \(alpha\)"):
+        sweep.check_same_settings(study, {**there, "alpha": 0.2}, {"alpha": "range"})
+    with pytest.raises(UsageError, match="search space"):
+        sweep.check_same_settings(study, there, {"alpha": "other range"})
 
 
 @pytest.mark.slow
