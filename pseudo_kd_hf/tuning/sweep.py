@@ -128,16 +128,16 @@ def run_sweep(args: argparse.Namespace, values: dict[str, Any]) -> optuna.Study:
 
 
 def check_same_settings(study: optuna.Study, shared: dict[str, Any], space: dict[str, Any]) -> None:
-    """A study continues only with the settings it started with (folders aside, which differ between machines):
-    trials with other settings would not compare."""
+    """A study continues only with the settings it started with (where its folders are aside, which differ between
+    machines): trials with other settings would not compare."""
     stored = study.user_attrs
     if "shared" not in stored:
         study.set_user_attr("shared", shared)
         study.set_user_attr("space", space)
         return
-    names = {*shared, *stored["shared"]} - set(MACHINE_PATHS)
+    names = {*shared, *stored["shared"]}
     differ = sorted(
-        {name for name in names if shared.get(name) != stored["shared"].get(name)}
+        {name for name in names if _differs(name, shared, stored["shared"])}
         | ({"search space"} if stored["space"] != space else set())
     )
     if differ:
@@ -145,6 +145,13 @@ def check_same_settings(study: optuna.Study, shared: dict[str, Any], space: dict
             f"study {study.study_name} was started with other settings ({', '.join(differ)}): pass those, or "
             "another --study_name."
         )
+
+
+def _differs(name: str, shared: dict[str, Any], stored: dict[str, Any]) -> bool:
+    """A machine path may differ in value (another machine), not in being given (a teacher, or another teacher)."""
+    if name in MACHINE_PATHS:
+        return (shared.get(name) is None) != (stored.get(name) is None)
+    return shared.get(name) != stored.get(name)
 
 
 def make_objective(primary_metric: str, space: dict, shared: dict[str, Any], output_dir: Path, keep_weights: bool):

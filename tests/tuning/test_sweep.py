@@ -203,7 +203,7 @@ def test_no_trial_starts_after_the_time_budget(tmp_path: Path, monkeypatch: pyte
 
 def test_a_study_continues_on_a_machine_whose_folders_differ() -> None:
     """Carried to another machine (the GPU one), a study's model, data and teacher-logits paths change: it continues.
-    Any other setting is another experiment: refused with one line naming it."""
+    Any other setting, or a teacher given another way, is another experiment: refused with one line naming it."""
     study = optuna.create_study(study_name="s")
     here = {"model_name_or_path": "/work/minilm", "data_dir": "/glue", "teacher_logits": "/w/cola.st", "alpha": 0.1}
     sweep.check_same_settings(study, here, {"alpha": "range"})
@@ -213,6 +213,9 @@ def test_a_study_continues_on_a_machine_whose_folders_differ() -> None:
         sweep.check_same_settings(study, {**there, "alpha": 0.2}, {"alpha": "range"})
     with pytest.raises(UsageError, match="search space"):
         sweep.check_same_settings(study, there, {"alpha": "other range"})
+    other_teacher = {**there, "teacher_logits": None, "teacher_name_or_path": "/tmp/teachers/cola"}
+    with pytest.raises(UsageError, match=r"other settings \(teacher_logits, teacher_name_or_path\)"):
+        sweep.check_same_settings(study, other_teacher, {"alpha": "range"})
 
 
 @pytest.mark.slow
