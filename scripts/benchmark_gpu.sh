@@ -23,7 +23,9 @@
 # teacher's logits file $CARRY/teacher_logits/<task>.safetensors, on COMPARE_KD_TASKS only). Writes
 # $OUT/compare.tar.gz (benchmarks/paper_comparison: raw JSON of every run, results_full.{md,json,png}) and compare.log.
 # `tune` (issue 14): for each of TUNE_TASKS and each of none, ls, pseudo_kd, kd an Optuna study of TUNE_TRIALS trials
-# on held-out training data (10 %; KD's teacher: MiniLM fine-tuned with `none` on the same 90 %), all studies at once;
+# on held-out training data (10 %; KD's teacher: the real teacher's logits file $CARRY/teacher_logits/<task>.safetensors
+# where carried (MPNet, CoLA), else MiniLM fine-tuned with `none` on the same 90 %), all studies at once; a study in
+# $DONE_SWEEPS (default benchmarks/glue_tuned_cpu/sweeps: CoLA's, finished on CPU) is continued, not run again;
 # then GRID_SEEDS seeds of each method's best.yaml on the full training set, on dev, with paired 95 % intervals to the
 # tuned none. Writes $OUT/sweeps.tar.gz (studies, best.yaml, trials.md, plots, trial logs), $OUT/glue_tuned.tar.gz
 # (raw per-run JSON, results_full.{md,json,png}) and the logs.
@@ -128,10 +130,18 @@ TUNE_FLAGS=(--model_name_or_path /tmp/minilm --data_dir "$CARRY/glue_data" --max
   --per_device_train_batch_size 32 --per_device_eval_batch_size 64 --num_train_epochs 3 --log_level warning
   --disable_tqdm true)
 
-teachers() {  # KD's teachers: MiniLM fine-tuned with none on the sweeps' 90 %, so KD sees no held-out label
+kd_teacher() {  # kd_teacher TASK: the flags naming KD's teacher on TASK
+  if [ -f "$CARRY/teacher_logits/$1.safetensors" ]; then
+    echo --teacher_logits "$CARRY/teacher_logits/$1.safetensors"
+  else
+    echo --teacher_name_or_path "/tmp/teachers/$1"
+  fi
+}
+
+teachers() {  # KD's MiniLM teachers, fine-tuned with none on the sweeps' 90 %, so KD sees no held-out label
   local task
   for task in "${TUNE_TASK_LIST[@]}"; do
-    [ -f "/tmp/teachers/$task/model.safetensors" ] && continue
+    [ -f "/tmp/teachers/$task/model.safetensors" ] || [ -f "$CARRY/teacher_logits/$task.safetensors" ] && continue
     python3 -m pseudo_kd_hf --task_name "$task" "${TUNE_FLAGS[@]}" --regularization none --learning_rate 1e-4 \
       --heldout_fraction 0.1 --do_train --do_eval --save_strategy no --report_to none --overwrite_output_dir \
       --output_dir "/tmp/teachers/$task" >"$OUT/teacher_$task.log" 2>&1 &
@@ -143,13 +153,15 @@ sweep() {  # sweep TASK METHOD [FLAGS...]: one study; KD distils the task's teac
   local task=$1 method=$2
   shift 2
   local teacher=()
-  [ "$method" = kd ] && teacher=(--teacher_name_or_path "/tmp/teachers/$task")
+  [ "$method" = kd ] && read -ra teacher <<<"$(kd_teacher "$task")"
   python3 -m pseudo_kd_hf.tuning.sweep --task_name "$task" --regularization "$method" "${TUNE_FLAGS[@]}" \
     ${teacher[@]+"${teacher[@]}"} --heldout_fraction 0.1 --output_dir "/tmp/sweeps/$task/$method" "$@"
 }
 
 tune_sweeps() {
-  local task method
+  local task method done_sweeps=${DONE_SWEEPS:-benchmarks/glue_tuned_cpu/sweeps}
+  mkdir -p /tmp/sweeps
+  [ -d "$done_sweeps" ] && cp -rn "$done_sweeps/." /tmp/sweeps/  # their studies hold their trials: continued
   teachers
   for task in "${TUNE_TASK_LIST[@]}"; do
     for method in "${TUNE_METHODS[@]}"; do  # every study at once, each with the same number of trials
