@@ -106,7 +106,7 @@ def test_every_point_once_breadth_first_and_a_failure_retried_once(tmp_path: Pat
     failing = fake_run(attempts, fail={(2,)})
     failures = work({first: fake_run(calls_a), second: failing}, deadline=None)
     assert [call["seed"] for call in calls_a] == [1, 2, 3]
-    assert [call["seed"] for call in attempts] == [1, 2, 3, 2]  # seed 2 failed, queued again once, failed again
+    assert [call["seed"] for call in attempts] == [1, 2, 3, 2]  # seed 2 failed, tried again once, failed again
     assert len(failures) == 2 and all("boom" in failure and failures for failure in failures)
     assert first.results() == {(1,): {"score": 1.0}, (2,): {"score": 2.0}, (3,): {"score": 3.0}}
     assert set(second.results()) == {(1,), (3,)}
