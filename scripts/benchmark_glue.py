@@ -114,6 +114,7 @@ def start_workers(args: argparse.Namespace, argv: list[str]) -> int:
     """`--jobs N`: N copies of this command as workers on the same storage; then the report."""
     for task in args.tasks:  # build each task's dataset cache once, before the runner processes share it
         load_glue_task(task, args.glue_data)
+    open_storage(storage_url(args))  # and the studies' tables, so the workers find them
     command = [sys.executable, str(Path(__file__).resolve()), *argv, "--worker", "--model", args.model]
     if args.time_budget_s is not None:  # the workers start later: give them what is left
         command += ["--time_budget_s", str(max(args.deadline - time.monotonic(), 0.0))]

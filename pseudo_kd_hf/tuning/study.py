@@ -53,7 +53,9 @@ def open_storage(url: str, heartbeat_interval: int = HEARTBEAT_INTERVAL_S, grace
         for attempt in range(1, STORAGE_ATTEMPTS):
             try:
                 return RDBStorage(url, **kwargs)
-            except sqlalchemy.exc.IntegrityError:  # another worker created the tables at the same instant
+            except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError):
+                # Another worker created the tables at the same instant ("UNIQUE constraint failed", "table ...
+                # already exists"); by the next attempt they are there. Anything else fails again, then raises.
                 time.sleep(attempt)
         return RDBStorage(url, **kwargs)  # the last attempt raises what it meets
 
