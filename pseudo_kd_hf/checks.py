@@ -51,6 +51,7 @@ def check_task(
                 "another one, or drop the flag to resume from the newest complete checkpoint in --output_dir."
             )
 
+
 def _check_own_files(data_args: DataTrainingArguments, training_args: PseudoKDTrainingArguments) -> None:
     """Each stage needs its file: --do_eval a --validation_file (unless it evaluates a held-out part), --do_predict
     a --test_file; each file named must be there."""
@@ -66,6 +67,7 @@ def _check_own_files(data_args: DataTrainingArguments, training_args: PseudoKDTr
         if wanted and getattr(data_args, name) is None and not held_out:
             raise UsageError(f"{stage} with --train_file needs --{name} too (or drop {stage}).")
 
+
 def _check_stages(model_args: ModelArguments, training_args: PseudoKDTrainingArguments) -> None:
     """Fail before loading anything when the requested work cannot run."""
     if not (training_args.do_train or training_args.do_eval or training_args.do_predict):
@@ -74,8 +76,10 @@ def _check_stages(model_args: ModelArguments, training_args: PseudoKDTrainingArg
     uses_teacher = get_regularizer(method).uses_teacher
     teacher_flags = [
         flag
-        for flag, value in (("--teacher_name_or_path", model_args.teacher_name_or_path),
-                            ("--teacher_logits", model_args.teacher_logits))
+        for flag, value in (
+            ("--teacher_name_or_path", model_args.teacher_name_or_path),
+            ("--teacher_logits", model_args.teacher_logits),
+        )
         if value is not None
     ]
     if uses_teacher and training_args.do_train and not teacher_flags:
@@ -95,6 +99,7 @@ def _check_stages(model_args: ModelArguments, training_args: PseudoKDTrainingArg
         )
     if model_args.kd_online and model_args.teacher_name_or_path is None:
         raise UsageError("--kd_online runs a teacher at every step: pass --teacher_name_or_path too.")
+
 
 def check_local_path(flag: str, name: str | None, cache_dir: str | None = None) -> None:
     """A model name that is meant as a folder must exist; offline, a Hub id must be in the cache.

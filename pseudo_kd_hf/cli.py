@@ -58,7 +58,6 @@ from .trainer import PseudoKDTrainer, TrainingDivergedError
 logger = logging.getLogger(__name__)
 
 
-
 def main(argv: Sequence[str] | None = None) -> int:
     """`pseudo-kd-glue`: fine-tune, evaluate and predict one GLUE task, or every task with `--task_name all`.
 

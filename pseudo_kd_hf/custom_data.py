@@ -124,9 +124,7 @@ def _prepare_split(dataset: Dataset, split: str, path: Path, task: CustomTask) -
     label_ids = {name: label_id for label_id, name in enumerate(task.label_names)}
     unknown = sorted({str(label) for label in dataset[LABEL_COLUMN]} - set(label_ids) - {"-1"})
     if unknown:
-        raise DataFileError(
-            f"{FILE_FLAGS[split]} {path} has label(s) {', '.join(unknown[:5])} that --train_file lacks"
-        )
+        raise DataFileError(f"{FILE_FLAGS[split]} {path} has label(s) {', '.join(unknown[:5])} that --train_file lacks")
     ids = [label_ids.get(str(label), -1) for label in dataset[LABEL_COLUMN]]
     dataset = dataset.remove_columns(LABEL_COLUMN).add_column(LABEL_COLUMN, ids)
     return dataset.cast_column(LABEL_COLUMN, ClassLabel(names=list(task.label_names)))  # -1: no label (test)

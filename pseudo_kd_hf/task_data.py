@@ -34,6 +34,7 @@ def needed_splits(
         do_predict=training_args.do_predict,
     )
 
+
 def load_splits(
     data_args: DataTrainingArguments, training_args: PseudoKDTrainingArguments, cache_dir: str | None = None
 ) -> tuple[Task, DatasetDict]:
@@ -47,6 +48,7 @@ def load_splits(
             raw_datasets["train"], data_args.heldout_fraction, data_args.heldout_seed, task.is_regression
         )
     return task, raw_datasets
+
 
 def load_glue_splits(
     data_args: DataTrainingArguments, training_args: PseudoKDTrainingArguments
@@ -64,6 +66,7 @@ def load_glue_splits(
             "--data_dir with the original glue_data/ folder to run offline."
         ) from None
 
+
 def load_own_files(
     data_args: DataTrainingArguments, training_args: PseudoKDTrainingArguments, cache_dir: str | None
 ) -> tuple[CustomTask, DatasetDict]:
@@ -77,9 +80,11 @@ def load_own_files(
     )
     return task, raw_datasets
 
+
 def eval_split_names(task: Task, data_args: DataTrainingArguments) -> tuple[str, ...]:
     """The dev set(s), or with --heldout_fraction the held-out part of the training set (selection never sees dev)."""
     return (HELDOUT_SPLIT,) if data_args.heldout_fraction is not None else task.validation_splits
+
 
 def tokenize_split(
     dataset: Dataset,
@@ -112,6 +117,7 @@ def tokenize_split(
             load_from_cache_file=not data_args.overwrite_cache,
             desc="Running tokenizer on dataset",
         )
+
 
 def first_examples(dataset: Dataset, max_samples: int | None) -> Dataset:
     return dataset if max_samples is None else dataset.select(range(min(max_samples, len(dataset))))

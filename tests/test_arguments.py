@@ -78,5 +78,3 @@ def test_yaml_and_json_config_files(tmp_path: Path) -> None:
     model_args, data_args, args = build_arguments(read_arguments([str(json_file)]))
     assert (data_args.task_name, args.regularization, args.alpha, args.do_eval) == ("rte", "ls", 0.2, True)
     assert model_args.model_name_or_path == "distilroberta-base"
-
-
