@@ -35,6 +35,7 @@ demo: venv
 test: venv
 	$(BIN)/pip install -e ".[test]"
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	$(MAKE) test-floor
 
@@ -60,6 +61,7 @@ teacher: $(BIN)/python
 
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 clean:
 	rm -rf $(VENV) $(FLOOR_VENV) demo_runs
