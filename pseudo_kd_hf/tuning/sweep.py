@@ -41,9 +41,8 @@ from .study import (
 DEFAULT_HELDOUT_FRACTION = 0.1
 STUDY_DB = "study.db"
 MAX_FAILURES_IN_A_ROW = 3
-# Folders that may differ between the machines of one study: not compared when a worker joins.
-# Where things are on this machine: a study continues on another machine whose folders differ (a teacher's logits file
-# is checked against the training set by its own header, whatever its path).
+# Where things lie on one machine: a worker joining a study may name them by other paths (only whether each is given
+# is compared; a teacher's logits file is checked against the training set by its own header, whatever its path).
 MACHINE_PATHS = (
     "model_name_or_path",
     "config_name",
@@ -128,8 +127,8 @@ def run_sweep(args: argparse.Namespace, values: dict[str, Any]) -> optuna.Study:
 
 
 def check_same_settings(study: optuna.Study, shared: dict[str, Any], space: dict[str, Any]) -> None:
-    """A study continues only with the settings it started with (where its folders are aside, which differ between
-    machines): trials with other settings would not compare."""
+    """A study continues only with the settings it started with, paths on the machine aside (`MACHINE_PATHS`):
+    trials with other settings would not compare."""
     stored = study.user_attrs
     if "shared" not in stored:
         study.set_user_attr("shared", shared)
