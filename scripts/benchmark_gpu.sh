@@ -141,7 +141,7 @@ kd_teacher() {  # kd_teacher TASK: the flags naming KD's teacher on TASK
 teachers() {  # KD's MiniLM teachers, fine-tuned with none on the sweeps' 90 %, so KD sees no held-out label
   local task
   for task in "${TUNE_TASK_LIST[@]}"; do
-    [ -f "/tmp/teachers/$task/model.safetensors" ] || [ -f "$CARRY/teacher_logits/$task.safetensors" ] && continue
+    [ -f "/tmp/teachers/$task/model.safetensors" ] || [[ $(kd_teacher "$task") == --teacher_logits* ]] && continue
     python3 -m pseudo_kd_hf --task_name "$task" "${TUNE_FLAGS[@]}" --regularization none --learning_rate 1e-4 \
       --heldout_fraction 0.1 --do_train --do_eval --save_strategy no --report_to none --overwrite_output_dir \
       --output_dir "/tmp/teachers/$task" >"$OUT/teacher_$task.log" 2>&1 &
