@@ -1,13 +1,21 @@
-"""Import the repository's scripts/ (not a package) as modules, so tests can call their functions."""
+"""Import the repository's scripts/ (not a package) as modules, so tests can call their functions; and the
+environment in which a child Python process imports this repository's package."""
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+REPO = Path(__file__).resolve().parents[2]
+SCRIPTS = REPO / "scripts"
+
+
+def repo_env() -> dict[str, str]:
+    """This process's environment with the repository first on PYTHONPATH (for `python -c` workers in tests)."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
 
 
 def load_script(name: str) -> ModuleType:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 import threading
@@ -19,9 +18,7 @@ from optuna.trial import TrialState
 from pseudo_kd_hf.tuning.grid import RESULT, GridStudy, work
 from pseudo_kd_hf.tuning.study import open_storage
 from pseudo_kd_hf.tuning.variants import Variant, paired_difference, parse_variants
-from tests.helpers.scripts import load_script
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers.scripts import load_script, repo_env
 
 
 @pytest.fixture(scope="module")
@@ -205,7 +202,7 @@ print(len(work({study: run for study in studies}, None)))
 def test_worker_processes_share_a_grid_without_running_a_point_twice(tmp_path: Path) -> None:
     """Three workers on one SQLite file and short runs, so they often pick a point together."""
     url, log = f"sqlite:///{tmp_path / 'grid.db'}", tmp_path / "runs.jsonl"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = repo_env()
     command = [sys.executable, "-c", WORKER, url, str(log)]
     workers = [
         subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers.scripts import repo_env
 
 OPENER = """
 import sys, time
@@ -29,7 +28,7 @@ def test_workers_starting_together_on_a_new_database_all_open_it(tmp_path: Path)
     """Seen on the CPU grid: of two workers started at once, one died on "table alembic_version already exists"
     while the other created the tables. Every worker must wait for the tables instead."""
     url = f"sqlite:///{tmp_path / 'new.db'}"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = repo_env()
     ready = tmp_path / "ready"
     ready.mkdir()
     workers = [

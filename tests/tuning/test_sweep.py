@@ -4,7 +4,6 @@ that continues, stale trials marked failed, and two workers sharing one study.""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -21,8 +20,7 @@ from pseudo_kd_hf.arguments import UsageError
 from pseudo_kd_hf.tuning import report, space, sweep
 from pseudo_kd_hf.tuning.study import load_study, open_storage
 from tests.helpers.glue_models import TEACHER_WORDS, save_tiny_student
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers.scripts import repo_env
 
 
 @pytest.fixture(scope="module")
@@ -256,7 +254,7 @@ def test_sweep_runs_continues_and_writes_best_yaml(student: Path, rte_without_de
 @pytest.mark.slow
 def test_two_workers_share_one_study(student: Path, rte_without_dev: Path, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'shared.db'}"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = repo_env()
     workers = [
         subprocess.Popen(
             [
