@@ -24,8 +24,9 @@
 # $OUT/compare.tar.gz (benchmarks/paper_comparison: raw JSON of every run, results_full.{md,json,png}) and compare.log.
 # `tune` (issue 14): for each of TUNE_TASKS and each of none, ls, pseudo_kd, kd an Optuna study of TUNE_TRIALS trials
 # on held-out training data (10 %; KD's teacher: the real teacher's logits file $CARRY/teacher_logits/<task>.safetensors
-# where carried (MPNet, CoLA), else MiniLM fine-tuned with `none` on the same 90 %), all studies at once; a study in
-# $DONE_SWEEPS (default benchmarks/glue_tuned_cpu/sweeps: CoLA's, finished on CPU) is continued, not run again;
+# where carried (MPNet, CoLA), else MiniLM fine-tuned with `none` on the same 90 %: the logits file of the CPU's in
+# benchmarks/glue_tuned_cpu/teacher_logits where one lies (MRPC), else trained here), all studies at once; a study in
+# $DONE_SWEEPS (default benchmarks/glue_tuned_cpu/sweeps: CoLA's and MRPC's, from the CPU) is continued, not run again;
 # then GRID_SEEDS seeds of each method's best.yaml on the full training set, on dev, with paired 95 % intervals to the
 # tuned none. Writes $OUT/sweeps.tar.gz (studies, best.yaml, trials.md, plots, trial logs), $OUT/glue_tuned.tar.gz
 # (raw per-run JSON, results_full.{md,json,png}) and the logs.
@@ -125,14 +126,17 @@ compare() {
 
 TUNE_TASK_LIST=(${TUNE_TASKS:-cola mrpc rte})
 TUNE_METHODS=(none ls pseudo_kd kd)
+CPU_TEACHERS=benchmarks/glue_tuned_cpu/teacher_logits  # committed: the studies continued from there need them
 # Shared by the teachers, every trial and (through best.yaml) the tuned grid: the benchmark's settings.
 TUNE_FLAGS=(--model_name_or_path /tmp/minilm --data_dir "$CARRY/glue_data" --max_seq_length 128
   --per_device_train_batch_size 32 --per_device_eval_batch_size 64 --num_train_epochs 3 --log_level warning
   --disable_tqdm true)
 
 kd_teacher() {  # kd_teacher TASK: the flags naming KD's teacher on TASK
-  if [ -f "$CARRY/teacher_logits/$1.safetensors" ]; then
+  if [ -f "$CARRY/teacher_logits/$1.safetensors" ]; then  # the real teacher (MPNet)
     echo --teacher_logits "$CARRY/teacher_logits/$1.safetensors"
+  elif [ -f "$CPU_TEACHERS/$1.safetensors" ]; then  # the MiniLM teacher that the continued CPU studies distilled
+    echo --teacher_logits "$CPU_TEACHERS/$1.safetensors"
   else
     echo --teacher_name_or_path "/tmp/teachers/$1"
   fi
