@@ -38,12 +38,13 @@ from typing import Any
 import torch
 from benchmark_glue_report import METHODS, TASKS, raw_path, storage_url, subset_tag, write_report  # beside this file
 
+from pseudo_kd_hf.arguments import UsageError
 from pseudo_kd_hf.cli import main as run_glue
 from pseudo_kd_hf.glue.data import load_glue_task
 from pseudo_kd_hf.glue.tasks import get_task
 from pseudo_kd_hf.regularizers import CLASSIFICATION_ONLY
 from pseudo_kd_hf.tuning.grid import GridStudy, work
-from pseudo_kd_hf.tuning.study import open_storage
+from pseudo_kd_hf.tuning.study import check_storage_url, open_storage
 from pseudo_kd_hf.tuning.variants import Variant, method_variants, parse_variants
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -87,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         for task in args.tasks:  # every config file a variant names must be there, before any run
             for variant in args.variants.values():
                 variant.argv(task)
-    except (ValueError, OSError) as error:
+        if args.storage:
+            check_storage_url(args.storage)
+    except (ValueError, OSError, UsageError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.report_only:
@@ -121,7 +124,10 @@ def start_workers(args: argparse.Namespace, argv: list[str]) -> int:
     workers = [subprocess.Popen(command) for _ in range(args.jobs)]
     codes = [worker.wait() for worker in workers]
     write_report(args)
-    return max(codes)
+    for number, code in enumerate(codes, 1):
+        if code < 0:  # a worker that exited printed its own errors; a killed one could not
+            print(f"error: worker {number} was killed by signal {-code}: rerun the command to finish", file=sys.stderr)
+    return 1 if any(codes) else 0
 
 
 def run_grid(args: argparse.Namespace) -> list[str]:

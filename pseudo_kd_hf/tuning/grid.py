@@ -3,56 +3,38 @@
 A grid study (e.g. one (task, variant) of the benchmark, with the seeds as its grid) lives in a shared storage like a
 sweep. A worker picks the first point that has no finished or running trial and starts a trial of its own for it;
 the trial with the lowest number holds a point, and any later trial of the same point is pruned before it trains, so
-no point is trained twice. A point whose trial failed is tried again once per worker and sitting. Across studies,
-workers go breadth-first (the study with the fewest started points next), so a sitting cut short leaves every study at
-the same first points.
+no point is trained twice. A point whose trial failed is tried again once per worker and sitting; a worker with no
+point left waits for the points other workers run, so one whose worker died (failed after the grace period) is run
+again. Across studies, workers go breadth-first (the study with the fewest started points next), so a sitting cut
+short leaves every study at the same first points. A trial records its point as a user attribute, not as Optuna
+parameters: a grid that grows (more seeds in a later sitting) is the same study with more points, where Optuna
+would refuse categorical parameters whose choices changed.
 
 Why not Optuna's `GridSampler` with queued trials: its sampler picks points at random and, by its own documentation,
 can run a point twice when workers ask together; and a queued (WAITING) trial is claimed without a lock under SQLite,
 so two workers could run the very same trial (seen on the H100 grid). Here each worker only ever runs the trial it
 created, and trial numbers are handed out under the study's lock, so "the lowest number holds the point" is decided
-by the storage. The one wait is for an earlier trial that exists but has not yet recorded its point (the few
-milliseconds between Optuna creating a trial and the objective suggesting its values).
+by the storage; before it trains, a worker waits only for an earlier trial that exists but has not yet recorded its
+point (the few milliseconds between Optuna creating a trial and the objective recording it).
 """
 
 from __future__ import annotations
 
 import itertools
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import optuna
-from optuna.distributions import BaseDistribution
-from optuna.samplers import BaseSampler
-from optuna.storages import RDBStorage, fail_stale_trials
+from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from .study import load_study
+from .study import load_study, wait_for_running
 
 RESULT = "result"  # the trial's user attribute holding its run's result (a JSON-able dict with a "score")
-POLL_S = 10.0
+POINT = "point"  # the trial's user attribute naming its grid point (name -> value)
 SETTLE_S = 10.0  # the longest wait for an earlier trial to record its point (its worker may have died in between)
 SETTLE_POLL_S = 0.05
-
-
-class _ClaimedPoint(BaseSampler):
-    """Suggests the point the worker chose (`GridStudy.run_next`) instead of choosing one itself."""
-
-    def __init__(self) -> None:
-        self.point: dict[str, Any] = {}
-
-    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        return {}
-
-    def sample_relative(self, study: optuna.Study, trial: FrozenTrial, search_space: dict) -> dict[str, Any]:
-        return {}
-
-    def sample_independent(
-        self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
-    ) -> Any:
-        return self.point[param_name]
 
 
 class GridStudy:
@@ -62,12 +44,13 @@ class GridStudy:
         self.name = name
         self.grid = {key: list(values) for key, values in grid.items()}
         self.points = list(itertools.product(*self.grid.values()))
-        self.sampler = _ClaimedPoint()
-        self.study = load_study(storage, name, self.sampler)
+        self.study = load_study(storage, name)
 
     def point_of(self, trial: FrozenTrial) -> tuple | None:
-        """The grid point a trial runs (None until its objective suggested it)."""
-        return tuple(trial.params[key] for key in self.grid) if all(key in trial.params for key in self.grid) else None
+        """The grid point a trial runs (None until its objective recorded it; a trial of an older version of this
+        module holds it in its Optuna parameters)."""
+        values = trial.user_attrs.get(POINT, trial.params)
+        return tuple(values[key] for key in self.grid) if all(key in values for key in self.grid) else None
 
     def trials(self, *states: TrialState) -> list[FrozenTrial]:
         return self.study.get_trials(deepcopy=False, states=states or None)
@@ -85,21 +68,31 @@ class GridStudy:
         """Point -> result of its finished trial."""
         return {self.point_of(trial): trial.user_attrs[RESULT] for trial in self.trials(TrialState.COMPLETE)}
 
-    def run_next(self, run: Callable[[dict[str, Any]], dict[str, Any] | None], retried: set) -> FrozenTrial | None:
-        """Start a trial for the first pending point and run it; return the trial (None: no point left for this
-        worker). A failed run marks its trial FAIL, with the error in the user attribute `error`; it is not raised.
-        A trial that finds its point held by an earlier one is PRUNED, with `duplicate_of` naming that trial."""
+    def next_point(self, retried: set) -> tuple[tuple, bool] | None:
+        """(the first pending point this worker may run, untried ones first; whether it failed before), or None."""
         pending, tried = self.pending()
         pending = [point for point in pending if (self.name, point) not in retried]
         if not pending:
             return None
-        point = ([point for point in pending if point not in tried] or pending)[0]  # untried points first
-        if point in tried:
+        point = ([point for point in pending if point not in tried] or pending)[0]
+        return point, point in tried
+
+    def run_next(self, run: Callable[[dict[str, Any]], dict[str, Any] | None], retried: set) -> FrozenTrial | None:
+        """Start a trial for `next_point` and run it; return the trial (None: no point left for this worker).
+        A failed run marks its trial FAIL, with the error in the user attribute `error`; it is not raised.
+        A trial that finds its point held by an earlier one is PRUNED, with `duplicate_of` naming that trial."""
+        chosen = self.next_point(retried)
+        if chosen is None:
+            return None
+        point, failed_before = chosen
+        if failed_before:
             retried.add((self.name, point))
-        self.sampler.point = dict(zip(self.grid, point, strict=True))
         ran: list[FrozenTrial] = []
         self.study.optimize(
-            self._objective(run), n_trials=1, catch=(RuntimeError,), callbacks=[lambda _, trial: ran.append(trial)]
+            self._objective(run, point),
+            n_trials=1,
+            catch=(RuntimeError,),
+            callbacks=[lambda _, trial: ran.append(trial)],
         )
         return ran[0]
 
@@ -119,10 +112,12 @@ class GridStudy:
                 return None
             time.sleep(SETTLE_POLL_S)
 
-    def _objective(self, run: Callable[[dict[str, Any]], dict[str, Any] | None]):
+    def _objective(self, run: Callable[[dict[str, Any]], dict[str, Any] | None], point: tuple):
+        params = dict(zip(self.grid, point, strict=True))
+
         def objective(trial: optuna.Trial) -> float:
-            params = {key: trial.suggest_categorical(key, values) for key, values in self.grid.items()}
-            holder = self.holder(trial, tuple(params.values()))
+            trial.set_user_attr(POINT, params)
+            holder = self.holder(trial, point)
             if holder is not None:
                 trial.set_user_attr("duplicate_of", holder.number)
                 raise optuna.TrialPruned(f"{self.name} {params}: trial {holder.number} runs it")
@@ -140,11 +135,7 @@ class GridStudy:
 
     def wait(self) -> None:
         """Until no trial of the study runs anywhere (a dead worker's trial is failed after its grace period)."""
-        while self.trials(TrialState.RUNNING):
-            time.sleep(POLL_S)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                fail_stale_trials(self.study)
+        wait_for_running(self.study)
 
 
 def work(runs: dict[GridStudy, Callable], deadline: float | None) -> list[str]:
@@ -160,6 +151,11 @@ def work(runs: dict[GridStudy, Callable], deadline: float | None) -> list[str]:
         trial = study.run_next(runs[study], retried)
         if trial is None:
             active.remove(study)
+            if not active and (deadline is None or time.monotonic() < deadline):
+                # the rest runs elsewhere: wait for it, then take up the points of a worker that died
+                for study in runs:
+                    study.wait()
+                active = [study for study in runs if study.next_point(retried) is not None]
         elif trial.state == TrialState.FAIL:
-            failures.append(f"{study.name} {trial.params}: {trial.user_attrs.get('error', 'failed')}")
+            failures.append(f"{study.name} {trial.user_attrs[POINT]}: {trial.user_attrs.get('error', 'failed')}")
     return failures

@@ -26,6 +26,7 @@ from optuna.trial import BaseTrial
 from ..arguments import ARGUMENT_CLASSES
 
 TAU = "tau"
+TEMPERATURE_NAMES = {TAU, "beta", "pseudo_kd_temperature"}  # three ways to set one thing: a space names one at most
 LEARNING_RATE = FloatDistribution(1e-5, 2e-4, log=True)
 # Ranges around the paper's grid (alpha {0.1, 0.2, 0.5}, KD T {1, 5, 10}, beta {1.5, 2, 4}, i.e. tau from 3 to 40)
 # and, for the teacher-free baselines, around their authors' defaults.
@@ -74,7 +75,13 @@ def build_space(
     regularization: str, fixed: Mapping[str, Any], user: Mapping[str, Any]
 ) -> tuple[dict[str, BaseDistribution], dict[str, Any]]:
     """(searched distributions, values fixed by the YAML) from the method's default space and the user's YAML."""
+    temperatures = sorted(({"beta", "pseudo_kd_temperature"} & set(fixed)) | (TEMPERATURE_NAMES & set(user)))
+    if len(temperatures) > 1:
+        names = " and ".join(temperatures)
+        raise ValueError(f"--search_space: {names} each set Pseudo-KD's temperature (as flags or here); keep one.")
     space = default_space(regularization, fixed)
+    if temperatures and temperatures != [TAU]:  # beta or pseudo_kd_temperature is set by a flag or the YAML
+        space.pop(TAU, None)
     pinned: dict[str, Any] = {}
     for name, spec in user.items():
         if name in SWEEP_CONTROLLED or (name not in RUNNER_FIELDS and name != TAU):

@@ -31,6 +31,7 @@ from ..suite import ALL_RESULTS
 
 HEARTBEAT_INTERVAL_S = 60
 GRACE_PERIOD_S = 180
+POLL_S = 10.0  # how often a waiting worker looks at the other workers' running trials
 STORAGE_ATTEMPTS = 3
 TRIAL_CONFIG = "trial.yaml"
 TRIAL_LOG = "runner.log"
@@ -41,6 +42,16 @@ class TrialFailed(RuntimeError):
     """The runner failed in a trial (not for bad input): the trial is marked FAIL and the worker goes on."""
 
 
+def check_storage_url(url: str) -> None:
+    """A `--storage` value that is not a database URL is bad input (one line), not a SQLAlchemy traceback."""
+    try:
+        sqlalchemy.engine.make_url(url)
+    except sqlalchemy.exc.ArgumentError:
+        raise UsageError(
+            f"--storage {url} is not a database URL: pass e.g. sqlite:///study.db or postgresql://user@host/db."
+        ) from None
+
+
 def open_storage(url: str, heartbeat_interval: int = HEARTBEAT_INTERVAL_S, grace_period: int = GRACE_PERIOD_S):
     """An RDB storage with heartbeats; SQLite waits for the lock (other workers) instead of failing at once, and
     workers that start together on a new storage retry while one of them creates its tables."""
@@ -48,6 +59,7 @@ def open_storage(url: str, heartbeat_interval: int = HEARTBEAT_INTERVAL_S, grace
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     kwargs = {"engine_kwargs": engine_kwargs, "heartbeat_interval": heartbeat_interval, "grace_period": grace_period}
+    check_storage_url(url)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats: stable since 2.9
         for attempt in range(1, STORAGE_ATTEMPTS):
@@ -70,6 +82,18 @@ def load_study(storage: RDBStorage, name: str, sampler: optuna.samplers.BaseSamp
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         fail_stale_trials(study)
     return study
+
+
+def wait_for_running(study: optuna.Study) -> None:
+    """Until no trial of `study` runs anywhere: the other workers' trials end, and a dead worker's is failed once its
+    heartbeat is older than the grace period. (A worker killed in the milliseconds between creating a trial and its
+    first heartbeat leaves a trial Optuna cannot tell from one about to beat: that one waits for a person to fail it,
+    e.g. with `optuna.storages.RDBStorage.set_trial_state_values`.)"""
+    while study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        time.sleep(POLL_S)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            fail_stale_trials(study)
 
 
 def count_states(study: optuna.Study, *states: optuna.trial.TrialState) -> int:

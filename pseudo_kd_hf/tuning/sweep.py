@@ -36,10 +36,12 @@ from .study import (
     load_study,
     open_storage,
     run_runner,
+    wait_for_running,
 )
 
 DEFAULT_HELDOUT_FRACTION = 0.1
 STUDY_DB = "study.db"
+STUDY_MARKER = "study_name.txt"  # in --output_dir: the one study whose trials and reports it holds
 MAX_FAILURES_IN_A_ROW = 3
 # Where things lie on one machine: a worker joining a study may name them by other paths (only whether each is given
 # is compared; a teacher's logits file is checked against the training set by its own header, whatever its path).
@@ -78,6 +80,13 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, dict[str
     args, runner_argv = parser.parse_known_args(argv)
     if args.n_trials < 0:
         raise UsageError(f"--n_trials must be >= 0, got {args.n_trials}.")
+    if args.heartbeat_interval <= 0:
+        raise UsageError(f"--heartbeat_interval must be a positive number of seconds, got {args.heartbeat_interval}.")
+    if args.grace_period <= args.heartbeat_interval:
+        raise UsageError(
+            f"--grace_period {args.grace_period} must be longer than --heartbeat_interval {args.heartbeat_interval}: "
+            "a running trial beats once per interval, so a shorter grace period fails trials that are alive."
+        )
     values = read_arguments(runner_argv)
     if "output_dir" not in values:
         raise UsageError("--output_dir is required: the folder that holds the study's trials and reports.")
@@ -111,10 +120,12 @@ def run_sweep(args: argparse.Namespace, values: dict[str, Any]) -> optuna.Study:
         raise UsageError(str(error)) from None
     shared = {**values, **pinned}
     storage_url = args.storage or f"sqlite:///{(output_dir / STUDY_DB).resolve()}"
-    study = load_study(
-        open_storage(storage_url, args.heartbeat_interval, args.grace_period),
-        args.study_name or f"{task.name}_{regularization}",
-    )
+    study_name = args.study_name or f"{task.name}_{regularization}"
+    storage = open_storage(storage_url, args.heartbeat_interval, args.grace_period)
+    if args.report_only and study_name not in optuna.get_all_study_names(storage):
+        raise UsageError(f"--report_only: {storage_url} holds no study {study_name}: pass the --study_name it ran as.")
+    claim_output_dir(output_dir, study_name)
+    study = load_study(storage, study_name)
     check_same_settings(study, shared, describe(space))
     try:
         if not args.report_only:
@@ -124,6 +135,21 @@ def run_sweep(args: argparse.Namespace, values: dict[str, Any]) -> optuna.Study:
     finally:  # the reports also when a trial refused its input or too many failed
         report.write_report(study, output_dir, task, shared)
     return study
+
+
+def claim_output_dir(output_dir: Path, study_name: str) -> None:
+    """Mark `output_dir` as `study_name`'s, or refuse it when another study's trials and reports are there: their
+    `trials/trial_NNNN` folders and `best.yaml` would be overwritten."""
+    marker = output_dir / STUDY_MARKER
+    if marker.is_file():
+        owner = marker.read_text(encoding="utf-8").strip()
+        if owner != study_name:
+            raise UsageError(
+                f"--output_dir {output_dir} holds study {owner}'s trials: pass another --output_dir for {study_name}."
+            )
+        return
+    output_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(study_name + "\n", encoding="utf-8")
 
 
 def check_same_settings(study: optuna.Study, shared: dict[str, Any], space: dict[str, Any]) -> None:
@@ -142,7 +168,7 @@ def check_same_settings(study: optuna.Study, shared: dict[str, Any], space: dict
     if differ:
         raise UsageError(
             f"study {study.study_name} was started with other settings ({', '.join(differ)}): pass those, or "
-            "another --study_name."
+            "another --study_name and --output_dir."
         )
 
 
@@ -175,16 +201,22 @@ def make_objective(primary_metric: str, space: dict, shared: dict[str, Any], out
 
 
 def work(study: optuna.Study, objective, n_trials: int, deadline: float | None = None) -> None:
-    """Run trials until the study holds `n_trials` finished ones (running ones elsewhere count, so many workers
-    stop together; two that ask at the same instant may overshoot by one each), or `deadline` (monotonic) passed.
+    """Run trials until the study holds `n_trials` finished ones, or `deadline` (monotonic) passed. Trials running
+    elsewhere count while they run, so many workers stop together (two that ask at the same instant may overshoot by
+    one each); a worker with nothing left to start waits for them, and runs another trial for each that failed.
 
     Failed trials do not count; after `MAX_FAILURES_IN_A_ROW` of this worker's in a row, it stops with an error.
     """
     states: list[TrialState] = []  # of this worker's trials, in order
     failures = 0
-    while count_states(study, TrialState.COMPLETE, TrialState.RUNNING) < n_trials:
+    while True:
         if deadline is not None and time.monotonic() > deadline:
             return
+        if count_states(study, TrialState.COMPLETE, TrialState.RUNNING) >= n_trials:
+            if count_states(study, TrialState.COMPLETE) >= n_trials or not count_states(study, TrialState.RUNNING):
+                return
+            wait_for_running(study)  # a trial of a worker that died comes back as FAIL: then one more runs here
+            continue
         study.optimize(
             objective, n_trials=1, catch=(TrialFailed,), callbacks=[lambda _, trial: states.append(trial.state)]
         )

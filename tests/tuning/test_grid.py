@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import subprocess
@@ -15,7 +16,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from pseudo_kd_hf.tuning.grid import RESULT, GridStudy, work
+from pseudo_kd_hf.tuning import study as study_module
+from pseudo_kd_hf.tuning.grid import POINT, RESULT, GridStudy, work
 from pseudo_kd_hf.tuning.study import open_storage
 from pseudo_kd_hf.tuning.variants import Variant, paired_difference, parse_variants
 from tests.helpers.scripts import load_script, repo_env
@@ -116,19 +118,12 @@ def test_every_point_once_breadth_first_and_a_failure_retried_once(tmp_path: Pat
     assert calls_again == [{"seed": 2}]
 
 
-def another_workers_trial(storage, name: str, grid: dict, point: dict, suggest: bool = True) -> optuna.Trial:
-    """A trial another worker started for `point` (RUNNING in the storage), having suggested its values or not yet."""
-    other = GridStudy(storage, name, grid)
-    other.sampler.point = point
-    trial = other.study.ask()
-    if suggest:
-        suggest_point(trial, grid)
+def another_workers_trial(storage, name: str, grid: dict, point: dict, recorded: bool = True) -> optuna.Trial:
+    """A trial another worker started for `point` (RUNNING in the storage), having recorded its point or not yet."""
+    trial = GridStudy(storage, name, grid).study.ask()
+    if recorded:
+        trial.set_user_attr(POINT, point)
     return trial
-
-
-def suggest_point(trial: optuna.Trial, grid: dict) -> None:
-    for key, values in grid.items():
-        trial.suggest_categorical(key, values)
 
 
 def stale_view(study: GridStudy, point: tuple) -> None:
@@ -162,12 +157,12 @@ def test_two_workers_picking_one_point_train_it_once(tmp_path: Path) -> None:
 def test_a_worker_waits_for_an_earlier_trial_to_record_its_point(
     tmp_path: Path, other_point: dict, trains: bool
 ) -> None:
-    """The other worker's trial exists (lower number) but has not suggested its values yet: this worker waits for
-    them instead of deciding blind, then yields if they are its point and trains otherwise."""
+    """The other worker's trial exists (lower number) but has not recorded its point yet: this worker waits for it
+    instead of deciding blind, then yields if it is its point and trains otherwise."""
     storage = open_storage(f"sqlite:///{tmp_path / 'grid.db'}")
     grid = {"seed": [7, 8]}
-    earlier = another_workers_trial(storage, "a", grid, other_point, suggest=False)
-    timer = threading.Timer(0.5, suggest_point, (earlier, grid))
+    earlier = another_workers_trial(storage, "a", grid, other_point, recorded=False)
+    timer = threading.Timer(0.5, earlier.set_user_attr, (POINT, other_point))
     study = GridStudy(storage, "a", grid)
     stale_view(study, (7,))
     calls = []
@@ -179,6 +174,38 @@ def test_a_worker_waits_for_an_earlier_trial_to_record_its_point(
         timer.join()
     assert time.monotonic() - started >= 0.5  # it waited for the earlier trial's point
     assert (trial.state == TrialState.COMPLETE) is trains and (calls == [{"seed": 7}]) is trains
+
+
+def test_a_grid_that_grows_in_a_later_sitting_runs_only_its_new_points(tmp_path: Path) -> None:
+    """More seeds, or another learning rate, on the same storage: the same study with more points (Optuna itself
+    refuses a categorical parameter whose choices changed, so the points are not Optuna parameters)."""
+    storage = open_storage(f"sqlite:///{tmp_path / 'grid.db'}")
+    calls = []
+    assert work({GridStudy(storage, "a", {"seed": [1, 2], "lr": [0.1]}): fake_run(calls)}, None) == []
+    grown = GridStudy(storage, "a", {"seed": [1, 2, 3], "lr": [0.1, 0.2]})
+    assert work({grown: fake_run(calls)}, None) == []
+    ran = [tuple(call.values()) for call in calls]
+    assert ran[:2] == [(1, 0.1), (2, 0.1)] and sorted(ran[2:]) == [(1, 0.2), (2, 0.2), (3, 0.1), (3, 0.2)]
+    assert set(grown.results()) == set(grown.points)
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+def test_a_point_whose_worker_died_runs_again_once_its_trial_is_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another worker took seed 1 and died (its heartbeat stopped). This worker runs seed 2, then waits for seed 1's
+    trial instead of leaving the point out of the sitting, and runs it when the grace period failed that trial."""
+    monkeypatch.setattr(study_module, "POLL_S", 0.2)
+    storage = open_storage(f"sqlite:///{tmp_path / 'grid.db'}", heartbeat_interval=1, grace_period=2)
+    grid = {"seed": [1, 2]}
+    orphan = another_workers_trial(storage, "a", grid, {"seed": 1})
+    storage.record_heartbeat(orphan._trial_id)
+    calls = []
+    study = GridStudy(storage, "a", grid)
+    assert work({study: fake_run(calls)}, None) == []
+    assert calls == [{"seed": 2}, {"seed": 1}]
+    assert study.study.trials[orphan.number].state == TrialState.FAIL
+    assert set(study.results()) == {(1,), (2,)}
 
 
 WORKER = """
@@ -214,7 +241,7 @@ def test_worker_processes_share_a_grid_without_running_a_point_twice(tmp_path: P
     assert len(runs) == 12  # 2 studies x 6 seeds, none twice (the workers share the log)
     for name in ("a", "b"):
         study = optuna.load_study(study_name=name, storage=url)
-        seeds = [trial.params["seed"] for trial in study.get_trials(states=(TrialState.COMPLETE,))]
+        seeds = [trial.user_attrs[POINT]["seed"] for trial in study.get_trials(states=(TrialState.COMPLETE,))]
         assert sorted(seeds) == list(range(6))
 
 
@@ -270,3 +297,31 @@ def test_benchmark_runs_selection_then_every_variant_and_seed(
     assert results["summary"]["rte"]["tau2"]["n"] == 2
     assert "stsb" in results["summary"] and "ls" in results["summary"]["stsb"]  # shown as none
     assert RESULT == "result"
+
+
+def test_benchmark_refuses_a_storage_that_is_not_a_url(glue: ModuleType, tmp_path: Path, capsys) -> None:
+    flags = ["--output_dir", str(tmp_path / "out"), "--runs_dir", str(tmp_path / "runs"), "--model", "m"]
+    assert glue.main([*flags, "--tasks", "rte", "--storage", "grid.db"]) == 2
+    assert "--storage grid.db is not a database URL" in capsys.readouterr().err
+
+
+def test_a_killed_worker_fails_the_benchmark(
+    glue: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Exit codes 0 and -9 (killed): the command fails and says which worker, instead of max() = 0."""
+
+    class Worker:
+        def __init__(self, code: int) -> None:
+            self.code = code
+
+        def wait(self) -> int:
+            return self.code
+
+    codes = iter([0, -9])
+    monkeypatch.setattr(glue.subprocess, "Popen", lambda command: Worker(next(codes)))
+    monkeypatch.setattr(glue, "load_glue_task", lambda task, data: None)
+    monkeypatch.setattr(glue, "write_report", lambda args: None)
+    storage = f"sqlite:///{tmp_path / 'grid.db'}"
+    args = argparse.Namespace(tasks=["rte"], glue_data=None, storage=storage, jobs=2, time_budget_s=None, model="m")
+    assert glue.start_workers(args, []) == 1
+    assert "error: worker 2 was killed by signal 9" in capsys.readouterr().err

@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 from pseudo_kd_hf import cli
 from pseudo_kd_hf.arguments import UsageError
 from pseudo_kd_hf.tuning import report, space, sweep
+from pseudo_kd_hf.tuning import study as study_module
 from pseudo_kd_hf.tuning.study import load_study, open_storage
 from tests.helpers.glue_models import TEACHER_WORDS, save_tiny_student
 from tests.helpers.scripts import repo_env
@@ -84,6 +85,13 @@ def test_user_yaml_narrows_adds_and_pins(tmp_path: Path) -> None:
     assert space.describe(searched)["per_device_train_batch_size"] == {"low": 16, "high": 64, "log": False, "step": 16}
 
 
+@pytest.mark.parametrize("spec", ["{beta: {low: 0.5, high: 4}}", "{beta: 2.0}", "{pseudo_kd_temperature: [2, 8]}"])
+def test_a_yaml_that_sets_beta_replaces_the_default_tau(spec: str) -> None:
+    searched, pinned = space.build_space("pseudo_kd", {}, space.read_space_text(spec))
+    assert "tau" not in searched  # else every trial's beta would be alpha * tau, not the value the YAML asks for
+    assert {"beta", "pseudo_kd_temperature"} & {*searched, *pinned}
+
+
 @pytest.mark.parametrize(
     ("spec", "fixed", "match"),
     [
@@ -94,6 +102,9 @@ def test_user_yaml_narrows_adds_and_pins(tmp_path: Path) -> None:
         ("{learning_rate: {low: fast, high: 1}}", {}, "learning_rate"),
         ("[1, 2]", {}, "expected a mapping"),
         ("missing.yaml", {}, "no such file"),
+        ("{tau: [2.0], beta: [0.5]}", {}, "beta and tau each set Pseudo-KD's temperature"),
+        ("{tau: [2.0]}", {"beta": 0.5}, "beta and tau each set"),
+        ("{pseudo_kd_temperature: 4}", {"beta": 0.5}, "beta and pseudo_kd_temperature each set"),
     ],
 )
 def test_bad_search_spaces(spec: str, fixed: dict, match: str) -> None:
@@ -165,6 +176,10 @@ def test_sweep_refuses_bad_flags_with_one_line(tmp_path: Path, capsys) -> None:
         ([*base, "--task_name", "all"], "one task"),
         ([*base, "--search_space", "{alpha: [0.1]}", "--alpha", "0.2"], "also set as --alpha"),
         ([*base, "--n_trials", "-1"], "--n_trials"),
+        ([*base, "--heartbeat_interval", "0"], "--heartbeat_interval must be a positive"),
+        ([*base, "--grace_period", "30"], "--grace_period 30 must be longer than --heartbeat_interval 60"),
+        ([*base, "--storage", "study.db"], "--storage study.db is not a database URL"),
+        ([*base, "--report_only"], "holds no study rte_pseudo_kd"),
     ):
         assert sweep.main(flags) == 2, flags
         assert match in error_line(capsys), flags
@@ -175,18 +190,43 @@ def test_a_stale_running_trial_is_marked_failed_at_startup(tmp_path: Path) -> No
     """A worker killed mid-trial leaves it RUNNING; once its heartbeat is older than the grace period, the next
     sweep marks it FAIL (recorded, not lost, not counted as finished)."""
     url = f"sqlite:///{tmp_path / 'study.db'}"
-    storage = open_storage(url, heartbeat_interval=1, grace_period=1)
+    storage = open_storage(url, heartbeat_interval=1, grace_period=2)
     study = load_study(storage, "rte_pseudo_kd")
     orphan = study.ask()
     storage.record_heartbeat(orphan._trial_id)
     alive = study.ask()  # no heartbeat yet, like a trial just started: left alone
-    time.sleep(2.5)
+    time.sleep(3)
     flags = ["--task_name", "rte", "--output_dir", str(tmp_path), "--n_trials", "0"]
-    assert sweep.main([*flags, "--heartbeat_interval", "1", "--grace_period", "1"]) == 0
+    assert sweep.main([*flags, "--heartbeat_interval", "1", "--grace_period", "2"]) == 0
     states = {trial.number: trial.state for trial in optuna.load_study(study_name="rte_pseudo_kd", storage=url).trials}
     assert states == {orphan.number: TrialState.FAIL, alive.number: TrialState.RUNNING}
     assert "No finished trial yet" in (tmp_path / "trials.md").read_text()
     assert not (tmp_path / "best.yaml").exists()
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+def test_a_worker_waits_for_running_trials_and_replaces_one_whose_worker_died(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """2 trials wanted, one running elsewhere: this worker runs one, then waits instead of stopping at 1 finished
+    trial; the other worker died, so its trial fails after the grace period and this worker runs the second."""
+    monkeypatch.setattr(study_module, "POLL_S", 0.2)
+    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}", heartbeat_interval=1, grace_period=2)
+    study = load_study(storage, "s")
+    orphan = study.ask()
+    storage.record_heartbeat(orphan._trial_id)
+    sweep.work(study, lambda trial: 1.0, n_trials=2)
+    states = [trial.state for trial in study.get_trials(deepcopy=False)]
+    assert states == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
+
+
+def test_an_output_dir_holds_one_study(tmp_path: Path, capsys) -> None:
+    """Two studies in one folder would write the same trials/trial_NNNN folders and best.yaml."""
+    flags = ["--task_name", "rte", "--output_dir", str(tmp_path), "--n_trials", "0"]
+    assert sweep.main([*flags, "--study_name", "first"]) == 0
+    assert sweep.main([*flags, "--study_name", "first"]) == 0  # the same study continues
+    assert sweep.main([*flags, "--study_name", "second"]) == 2
+    assert "holds study first's trials: pass another --output_dir for second" in error_line(capsys)
 
 
 def test_no_trial_starts_after_the_time_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
