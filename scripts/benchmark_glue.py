@@ -137,7 +137,7 @@ def run_grid(args: argparse.Namespace) -> list[str]:
     failures = work(dict(selection.values()), args.deadline)
     settings = {}
     for task, (study, _) in selection.items():
-        study.wait()
+        study.wait(args.deadline)
         settings[task] = choose_settings(args, task, list(study.results().values()))
     if args.select_only:
         return failures

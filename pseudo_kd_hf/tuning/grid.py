@@ -65,8 +65,9 @@ class GridStudy:
         return len(self.trials(TrialState.COMPLETE, TrialState.RUNNING))
 
     def results(self) -> dict[tuple, dict[str, Any]]:
-        """Point -> result of its finished trial."""
-        return {self.point_of(trial): trial.user_attrs[RESULT] for trial in self.trials(TrialState.COMPLETE)}
+        """Point of the grid -> result of its finished trial (points of an earlier, other grid left out)."""
+        finished = {self.point_of(trial): trial.user_attrs[RESULT] for trial in self.trials(TrialState.COMPLETE)}
+        return {point: finished[point] for point in self.points if point in finished}
 
     def next_point(self, retried: set) -> tuple[tuple, bool] | None:
         """(the first pending point this worker may run, untried ones first; whether it failed before), or None."""
@@ -133,13 +134,15 @@ class GridStudy:
 
         return objective
 
-    def wait(self) -> None:
-        """Until no trial of the study runs anywhere (a dead worker's trial is failed after its grace period)."""
-        wait_for_running(self.study)
+    def wait(self, deadline: float | None = None) -> None:
+        """Until no trial of the study runs anywhere (a dead worker's trial is failed after its grace period), or
+        `deadline` (monotonic) passed."""
+        wait_for_running(self.study, deadline)
 
 
 def work(runs: dict[GridStudy, Callable], deadline: float | None) -> list[str]:
-    """Run the studies' pending points breadth-first until none is left or `deadline` (monotonic) passed.
+    """Run the studies' pending points breadth-first until none is left or `deadline` (monotonic) passed. With none
+    left to start, wait for the points running elsewhere, then run those whose worker died (their trial failed).
 
     `runs` maps each study to its run function. Returns one line per trial of this worker that failed.
     """
@@ -152,9 +155,8 @@ def work(runs: dict[GridStudy, Callable], deadline: float | None) -> list[str]:
         if trial is None:
             active.remove(study)
             if not active and (deadline is None or time.monotonic() < deadline):
-                # the rest runs elsewhere: wait for it, then take up the points of a worker that died
                 for study in runs:
-                    study.wait()
+                    study.wait(deadline)
                 active = [study for study in runs if study.next_point(retried) is not None]
         elif trial.state == TrialState.FAIL:
             failures.append(f"{study.name} {trial.user_attrs[POINT]}: {trial.user_attrs.get('error', 'failed')}")

@@ -13,6 +13,7 @@ ends that trial, not the worker, and every trial starts with fresh memory and a 
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import time
@@ -29,9 +30,12 @@ from optuna.storages import RDBStorage, fail_stale_trials
 from ..arguments import UsageError
 from ..suite import ALL_RESULTS
 
+logger = logging.getLogger(__name__)
+
 HEARTBEAT_INTERVAL_S = 60
 GRACE_PERIOD_S = 180
 POLL_S = 10.0  # how often a waiting worker looks at the other workers' running trials
+WAIT_NOTE_S = 600.0  # how often it says which trials it waits for
 STORAGE_ATTEMPTS = 3
 TRIAL_CONFIG = "trial.yaml"
 TRIAL_LOG = "runner.log"
@@ -84,12 +88,20 @@ def load_study(storage: RDBStorage, name: str, sampler: optuna.samplers.BaseSamp
     return study
 
 
-def wait_for_running(study: optuna.Study) -> None:
-    """Until no trial of `study` runs anywhere: the other workers' trials end, and a dead worker's is failed once its
-    heartbeat is older than the grace period. (A worker killed in the milliseconds between creating a trial and its
-    first heartbeat leaves a trial Optuna cannot tell from one about to beat: that one waits for a person to fail it,
-    e.g. with `optuna.storages.RDBStorage.set_trial_state_values`.)"""
-    while study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+def wait_for_running(study: optuna.Study, deadline: float | None = None) -> None:
+    """Until no trial of `study` runs anywhere, or `deadline` (monotonic) passed: the other workers' trials end, and
+    a dead worker's is failed once its heartbeat is older than the grace period. A worker killed in the milliseconds
+    between creating a trial and its first heartbeat leaves a trial Optuna cannot tell from one about to beat; the
+    warning every `WAIT_NOTE_S` names the trials waited for, so a person can fail such a one (e.g. with
+    `RDBStorage.set_trial_state_values`)."""
+    noted = time.monotonic()
+    while running := study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if deadline is not None and time.monotonic() > deadline:
+            return
+        if time.monotonic() - noted > WAIT_NOTE_S:
+            numbers = ", ".join(str(trial.number) for trial in running)
+            logger.warning(f"study {study.study_name}: still waiting for trial(s) {numbers}, running elsewhere.")
+            noted = time.monotonic()
         time.sleep(POLL_S)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

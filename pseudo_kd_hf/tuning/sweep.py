@@ -213,9 +213,9 @@ def work(study: optuna.Study, objective, n_trials: int, deadline: float | None =
         if deadline is not None and time.monotonic() > deadline:
             return
         if count_states(study, TrialState.COMPLETE, TrialState.RUNNING) >= n_trials:
-            if count_states(study, TrialState.COMPLETE) >= n_trials or not count_states(study, TrialState.RUNNING):
+            if count_states(study, TrialState.COMPLETE) >= n_trials:
                 return
-            wait_for_running(study)  # a trial of a worker that died comes back as FAIL: then one more runs here
+            wait_for_running(study, deadline)  # a dead worker's trial comes back as FAIL: this worker runs one more
             continue
         study.optimize(
             objective, n_trials=1, catch=(TrialFailed,), callbacks=[lambda _, trial: states.append(trial.state)]

@@ -189,6 +189,24 @@ def test_a_grid_that_grows_in_a_later_sitting_runs_only_its_new_points(tmp_path:
     assert set(grown.results()) == set(grown.points)
 
 
+def test_points_of_an_older_database_and_of_another_grid(tmp_path: Path) -> None:
+    """Trials written before points became user attributes hold them as Optuna parameters: still finished. A finished
+    point the grid no longer has (another --select_learning_rates) is not one of its results."""
+    storage = open_storage(f"sqlite:///{tmp_path / 'grid.db'}")
+    old = GridStudy(storage, "a", {"seed": [1, 2, 3]})
+    for seed in (1, 3):
+        old.study.add_trial(
+            optuna.trial.create_trial(
+                params={"seed": seed},
+                distributions={"seed": optuna.distributions.CategoricalDistribution([1, 2, 3])},
+                value=float(seed),
+                user_attrs={RESULT: {"score": float(seed)}},
+            )
+        )
+    assert old.pending()[0] == [(2,)]
+    assert GridStudy(storage, "a", {"seed": [2, 3]}).results() == {(3,): {"score": 3.0}}
+
+
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")
 def test_a_point_whose_worker_died_runs_again_once_its_trial_is_failed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

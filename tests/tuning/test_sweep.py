@@ -220,6 +220,19 @@ def test_a_worker_waits_for_running_trials_and_replaces_one_whose_worker_died(
     assert states == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+def test_waiting_for_trials_running_elsewhere_ends_at_the_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(study_module, "POLL_S", 0.1)
+    study = load_study(open_storage(f"sqlite:///{tmp_path / 'study.db'}"), "s")
+    study.ask()  # another worker's trial, running for long
+    started = time.monotonic()
+    sweep.work(study, lambda trial: 1.0, n_trials=1, deadline=started + 0.5)
+    assert time.monotonic() - started < 5
+    assert [trial.state for trial in study.get_trials(deepcopy=False)] == [TrialState.RUNNING]
+
+
 def test_an_output_dir_holds_one_study(tmp_path: Path, capsys) -> None:
     """Two studies in one folder would write the same trials/trial_NNNN folders and best.yaml."""
     flags = ["--task_name", "rte", "--output_dir", str(tmp_path), "--n_trials", "0"]
