@@ -59,11 +59,11 @@ def check_storage_url(url: str) -> None:
 def open_storage(url: str, heartbeat_interval: int = HEARTBEAT_INTERVAL_S, grace_period: int = GRACE_PERIOD_S):
     """An RDB storage with heartbeats; SQLite waits for the lock (other workers) instead of failing at once, and
     workers that start together on a new storage retry while one of them creates its tables."""
+    check_storage_url(url)
     engine_kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else None
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     kwargs = {"engine_kwargs": engine_kwargs, "heartbeat_interval": heartbeat_interval, "grace_period": grace_period}
-    check_storage_url(url)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats: stable since 2.9
         for attempt in range(1, STORAGE_ATTEMPTS):
@@ -76,16 +76,19 @@ def open_storage(url: str, heartbeat_interval: int = HEARTBEAT_INTERVAL_S, grace
         return RDBStorage(url, **kwargs)  # the last attempt raises what it meets
 
 
-def load_study(storage: RDBStorage, name: str, sampler: optuna.samplers.BaseSampler | None = None) -> optuna.Study:
+def load_study(storage: RDBStorage, name: str) -> optuna.Study:
     """Create the study or join it (`load_if_exists`), and fail the trials whose workers stopped beating."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        study_name=name, storage=storage, sampler=sampler, direction="maximize", load_if_exists=True
-    )
+    study = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True)
+    _fail_dead_trials(study)
+    return study
+
+
+def _fail_dead_trials(study: optuna.Study) -> None:
+    """Mark FAIL the running trials whose heartbeat is older than the storage's grace period."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         fail_stale_trials(study)
-    return study
 
 
 def wait_for_running(study: optuna.Study, deadline: float | None = None) -> None:
@@ -103,9 +106,7 @@ def wait_for_running(study: optuna.Study, deadline: float | None = None) -> None
             logger.warning(f"study {study.study_name}: still waiting for trial(s) {numbers}, running elsewhere.")
             noted = time.monotonic()
         time.sleep(POLL_S)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            fail_stale_trials(study)
+        _fail_dead_trials(study)
 
 
 def count_states(study: optuna.Study, *states: optuna.trial.TrialState) -> int:
