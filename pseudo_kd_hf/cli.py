@@ -1,11 +1,11 @@
 """`pseudo-kd-glue`: fine-tune, evaluate and predict a GLUE task with `PseudoKDTrainer`.
 
 Modelled on Hugging Face's `examples/pytorch/text-classification/run_glue.py`: the same flags with the same meaning
-(`arguments.py`), and a `main()` that reads top to bottom: read the arguments, load the data and the student, attach
-the teacher's logits, tokenise, build the trainer, then train, evaluate and predict (`run_task`). On top: offline
-`--data_dir`, `--preset paper`, KD teachers with cached logits, leaderboard files with the official row counts, and
-`--task_name all` for the whole benchmark (`suite.py`); one run per output folder, resuming from the newest complete
-checkpoint, finished runs left alone (`run_folder.py`).
+(`arguments.py`, read by `parsing.py`), and a `main()` that reads top to bottom: read the arguments, load the data
+and the student, attach the teacher's logits, tokenise, build the trainer, then train, evaluate and predict
+(`run_task`). On top: offline `--data_dir`, `--preset paper`, KD teachers with cached logits, leaderboard files with
+the official row counts, and `--task_name all` for the whole benchmark (`suite.py`); one run per output folder,
+resuming from the newest complete checkpoint, finished runs left alone (`run_folder.py`).
 """
 
 from __future__ import annotations
@@ -30,21 +30,14 @@ from transformers import (
     set_seed,
 )
 
-from .arguments import (
-    ALL_TASKS,
-    DataTrainingArguments,
-    ModelArguments,
-    UsageError,
-    build_arguments,
-    read_arguments,
-    task_arguments,
-)
+from .arguments import ALL_TASKS, DataTrainingArguments, ModelArguments, UsageError
 from .checks import check_task
 from .config import PseudoKDTrainingArguments
 from .custom_data import DataFileError
 from .glue.data import HELDOUT_SPLIT, GlueDataError
 from .glue.metrics import NonFinitePredictionsError, compute_metrics_fn
 from .glue.tasks import AX_PREDICTED_BY
+from .parsing import build_arguments, read_arguments, task_arguments
 from .plain_logs import plain_text_when_not_a_terminal
 from .regularizers import get_regularizer
 from .run_dir import remove_checkpoints

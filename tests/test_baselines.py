@@ -19,7 +19,6 @@ from torch.utils.data import DistributedSampler, SequentialSampler
 from transformers.utils import logging as hf_logging
 
 from pseudo_kd_hf import PseudoKDTrainer
-from pseudo_kd_hf.arguments import apply_preset, build_arguments
 from pseudo_kd_hf.cli import main
 from pseudo_kd_hf.glue.tasks import get_task
 from pseudo_kd_hf.losses import (
@@ -29,6 +28,7 @@ from pseudo_kd_hf.losses import (
     soft_target_loss,
     tf_reg_loss,
 )
+from pseudo_kd_hf.parsing import apply_preset, build_arguments
 from pseudo_kd_hf.regularizers import ClassPairBatchSampler
 from pseudo_kd_hf.trainer import REGULARIZER_STATE_NAME
 from tests.helpers.glue_models import save_tiny_student

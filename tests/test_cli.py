@@ -1,4 +1,4 @@
-"""pseudo-kd-glue: flags, one-line errors, offline end-to-end runs (see also test_arguments.py, test_suite.py)."""
+"""pseudo-kd-glue: flags, one-line errors, offline end-to-end runs (see also test_parsing.py, test_suite.py)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from pseudo_kd_hf import cli, run_folder
-from pseudo_kd_hf.arguments import build_arguments, read_arguments
 from pseudo_kd_hf.cli import main
 from pseudo_kd_hf.glue.tasks import SUBMISSION_FILES
+from pseudo_kd_hf.parsing import build_arguments, read_arguments
 from pseudo_kd_hf.suite import submit_main
 from pseudo_kd_hf.teacher_file import main as teacher_logits_main
 from tests.helpers.glue_models import TEACHER_WORDS, save_tiny_student, save_tiny_teacher

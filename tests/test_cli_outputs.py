@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from pseudo_kd_hf import PseudoKDTrainingArguments, cli
-from pseudo_kd_hf.arguments import build_arguments, read_arguments
 from pseudo_kd_hf.cli import main
 from pseudo_kd_hf.custom_data import CustomTask
 from pseudo_kd_hf.glue.metrics import NonFinitePredictionsError, compute_custom_metrics
+from pseudo_kd_hf.parsing import build_arguments, read_arguments
 from pseudo_kd_hf.regularizers import get_regularizer
 from pseudo_kd_hf.suite import write_predict_results
 from tests.helpers.glue_models import TEACHER_WORDS, save_tiny_student, save_tiny_teacher

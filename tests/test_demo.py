@@ -7,10 +7,10 @@ from types import ModuleType
 
 import pytest
 
-from pseudo_kd_hf.arguments import build_arguments, read_arguments
 from pseudo_kd_hf.glue import load_glue_task
 from pseudo_kd_hf.glue.submission import read_leaderboard_file
 from pseudo_kd_hf.glue.tasks import TASKS
+from pseudo_kd_hf.parsing import build_arguments, read_arguments
 from tests.helpers.scripts import load_script
 
 

@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from pseudo_kd_hf import PseudoKDTrainer, cli, run_folder
-from pseudo_kd_hf.arguments import build_arguments, read_arguments
 from pseudo_kd_hf.cli import main
 from pseudo_kd_hf.glue.submission import write_leaderboard_file
 from pseudo_kd_hf.glue.tasks import get_task
+from pseudo_kd_hf.parsing import build_arguments, read_arguments
 from pseudo_kd_hf.run_dir import LOCK_FILE_NAME
 from pseudo_kd_hf.suite import submit_main
 from pseudo_kd_hf.trainer import REGULARIZER_STATE_NAME, TrainingDivergedError

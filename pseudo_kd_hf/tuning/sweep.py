@@ -22,9 +22,10 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from ..arguments import UsageError, build_arguments, read_arguments
+from ..arguments import UsageError
 from ..glue.data import HELDOUT_SPLIT
 from ..glue.tasks import get_task
+from ..parsing import build_arguments, read_arguments
 from . import report
 from .space import build_space, describe, read_space_text, runner_values, suggest
 from .study import (

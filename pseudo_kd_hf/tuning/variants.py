@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 from scipy import stats
 
-from ..arguments import read_arguments
+from ..parsing import read_arguments
 
 TASK_PLACEHOLDER = "{task}"
 DEFAULT_REGULARIZATION = "pseudo_kd"  # the runner's default

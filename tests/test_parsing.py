@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pseudo_kd_hf.arguments import UsageError, apply_preset, build_arguments, read_arguments
+from pseudo_kd_hf.arguments import UsageError
 from pseudo_kd_hf.glue.tasks import get_task
+from pseudo_kd_hf.parsing import apply_preset, build_arguments, read_arguments
 
 
 def test_read_arguments_returns_only_what_was_set() -> None:
@@ -27,7 +28,7 @@ def test_paper_preset_fills_the_rest_and_explicit_flags_win(caplog: pytest.LogCa
     explicit = read_arguments([*flags, "--per_device_train_batch_size", "8", "--learning_rate", "3e-5"])
     _, _, args = build_arguments(apply_preset(explicit, get_task("sst2")))
     assert (args.beta, args.per_device_train_batch_size, args.learning_rate) == (0.5, 8, 3e-5)
-    with caplog.at_level(logging.INFO, logger="pseudo_kd_hf.arguments"):
+    with caplog.at_level(logging.INFO, logger="pseudo_kd_hf.parsing"):
         apply_preset({"task_name": "stsb"}, get_task("stsb"))
     assert "paper lists no STS-B setting" in caplog.text
     assert "per_device_train_batch_size=16 (paper)" in caplog.text
@@ -35,13 +36,13 @@ def test_paper_preset_fills_the_rest_and_explicit_flags_win(caplog: pytest.LogCa
 
 def test_paper_beta_readings_and_the_preset_log_line(caplog: pytest.LogCaptureFixture) -> None:
     flags = ["--task_name", "cola", "--preset", "paper", "--output_dir", "unused"]
-    with caplog.at_level(logging.INFO, logger="pseudo_kd_hf.arguments"):
+    with caplog.at_level(logging.INFO, logger="pseudo_kd_hf.parsing"):
         _, _, args = build_arguments(apply_preset(read_arguments(flags), get_task("cola")))
     assert (args.alpha, args.beta, args.pseudo_kd_temperature) == (0.1, pytest.approx(0.2), 2.0)
     assert "beta=0.2 (paper's beta column 2 read as the temperature tau = beta / alpha" in caplog.text
     caplog.clear()
     literal = read_arguments([*flags, "--paper_beta_reading", "literal"])
-    with caplog.at_level(logging.INFO, logger="pseudo_kd_hf.arguments"):
+    with caplog.at_level(logging.INFO, logger="pseudo_kd_hf.parsing"):
         _, _, args = build_arguments(apply_preset(literal, get_task("cola")))
     assert (args.beta, args.pseudo_kd_temperature) == (2.0, None)
     assert "beta=2, tau=20 (paper's beta column read literally)" in caplog.text
