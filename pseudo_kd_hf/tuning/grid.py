@@ -44,7 +44,7 @@ class GridStudy:
         self.name = name
         self.grid = {key: list(values) for key, values in grid.items()}
         self.points = list(itertools.product(*self.grid.values()))
-        self.study = load_study(storage, name)
+        self.study, _ = load_study(storage, name)
 
     def point_of(self, trial: FrozenTrial) -> tuple | None:
         """The grid point a trial runs (None until its objective recorded it; a trial of an older version of this

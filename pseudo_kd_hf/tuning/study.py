@@ -76,12 +76,16 @@ def open_storage(url: str, heartbeat_interval: int = HEARTBEAT_INTERVAL_S, grace
         return RDBStorage(url, **kwargs)  # the last attempt raises what it meets
 
 
-def load_study(storage: RDBStorage, name: str) -> optuna.Study:
-    """Create the study or join it (`load_if_exists`), and fail the trials whose workers stopped beating."""
+def load_study(storage: RDBStorage, name: str) -> tuple[optuna.Study, bool]:
+    """Create the study or join it, and fail the trials whose workers stopped beating. Also returns whether this
+    call created it: study names are unique in the storage, so of workers that start together exactly one did."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True)
+    try:
+        study, created = optuna.create_study(study_name=name, storage=storage, direction="maximize"), True
+    except optuna.exceptions.DuplicatedStudyError:
+        study, created = optuna.load_study(study_name=name, storage=storage), False
     _fail_dead_trials(study)
-    return study
+    return study, created
 
 
 def _fail_dead_trials(study: optuna.Study) -> None:

@@ -44,6 +44,8 @@ DEFAULT_HELDOUT_FRACTION = 0.1
 STUDY_DB = "study.db"
 STUDY_MARKER = "study_name.txt"  # in --output_dir: the one study whose trials and reports it holds
 MAX_FAILURES_IN_A_ROW = 3
+SETTINGS_WAIT_S = 60.0  # how long a worker joining a brand-new study waits for its creator to record the settings
+SETTINGS_POLL_S = 0.5
 # Where things lie on one machine: a worker joining a study may name them by other paths (only whether each is given
 # is compared; a teacher's logits file is checked against the training set by its own header, whatever its path).
 MACHINE_PATHS = (
@@ -126,8 +128,8 @@ def run_sweep(args: argparse.Namespace, values: dict[str, Any]) -> optuna.Study:
     if args.report_only and study_name not in optuna.get_all_study_names(storage):
         raise UsageError(f"--report_only: {storage_url} holds no study {study_name}: pass the --study_name it ran as.")
     claim_output_dir(output_dir, study_name)
-    study = load_study(storage, study_name)
-    check_same_settings(study, shared, describe(space))
+    study, created = load_study(storage, study_name)
+    check_same_settings(study, shared, describe(space), created)
     try:
         if not args.report_only:
             objective = make_objective(task.primary_metric, space, shared, output_dir, args.keep_weights)
@@ -153,11 +155,13 @@ def claim_output_dir(output_dir: Path, study_name: str) -> None:
     marker.write_text(study_name + "\n", encoding="utf-8")
 
 
-def check_same_settings(study: optuna.Study, shared: dict[str, Any], space: dict[str, Any]) -> None:
+def check_same_settings(study: optuna.Study, shared: dict[str, Any], space: dict[str, Any], created: bool) -> None:
     """A study continues only with the settings it started with, paths on the machine aside (`MACHINE_PATHS`):
-    trials with other settings would not compare."""
-    stored = study.user_attrs
-    if "shared" not in stored:
+    trials with other settings would not compare. The worker that created the study records them; one that joins a
+    study with no settings and no trial yet waits for its creator's, so that two workers started together with
+    different flags cannot both go on."""
+    stored = None if created else _settings_of(study)
+    if stored is None:  # a new study, or one made elsewhere (`optuna create-study`) or whose creator died at once
         study.set_user_attr("shared", shared)
         study.set_user_attr("space", space)
         return
@@ -171,6 +175,17 @@ def check_same_settings(study: optuna.Study, shared: dict[str, Any], space: dict
             f"study {study.study_name} was started with other settings ({', '.join(differ)}): pass those, or "
             "another --study_name and --output_dir."
         )
+
+
+def _settings_of(study: optuna.Study) -> dict[str, Any] | None:
+    """The study's recorded settings; while it has neither them nor a trial, its creator is about to record them
+    (for up to `SETTINGS_WAIT_S`). The creator writes the search space last."""
+    deadline = time.monotonic() + SETTINGS_WAIT_S
+    while "space" not in (stored := study.user_attrs):
+        if study.get_trials(deepcopy=False) or time.monotonic() > deadline:
+            return None
+        time.sleep(SETTINGS_POLL_S)
+    return stored
 
 
 def _differs(name: str, shared: dict[str, Any], stored: dict[str, Any]) -> bool:

@@ -19,14 +19,15 @@ url, ready, count = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
 (ready / sys.argv[4]).touch()
 while len(list(ready.iterdir())) < count:  # a barrier: every process imported, then all at once
     time.sleep(0.001)
-load_study(open_storage(url), "shared")
+print("created" if load_study(open_storage(url), "shared")[1] else "joined")
 """
 
 
 @pytest.mark.slow  # six processes importing torch
 def test_workers_starting_together_on_a_new_database_all_open_it(tmp_path: Path) -> None:
     """Seen on the CPU grid: of two workers started at once, one died on "table alembic_version already exists"
-    while the other created the tables. Every worker must wait for the tables instead."""
+    while the other created the tables. Every worker must wait for the tables instead; exactly one creates the study
+    (the one that records a sweep's settings)."""
     url = f"sqlite:///{tmp_path / 'new.db'}"
     env = repo_env()
     ready = tmp_path / "ready"
@@ -44,3 +45,4 @@ def test_workers_starting_together_on_a_new_database_all_open_it(tmp_path: Path)
     outputs = [worker.communicate(timeout=120)[0] for worker in workers]
     assert [worker.returncode for worker in workers] == [0] * 6, "\n".join(outputs)
     assert [study.study_name for study in optuna.get_all_study_summaries(url)] == ["shared"]
+    assert sorted(output.strip().splitlines()[-1] for output in outputs) == ["created"] + ["joined"] * 5

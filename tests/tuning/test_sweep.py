@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -191,7 +192,7 @@ def test_a_stale_running_trial_is_marked_failed_at_startup(tmp_path: Path) -> No
     sweep marks it FAIL (recorded, not lost, not counted as finished)."""
     url = f"sqlite:///{tmp_path / 'study.db'}"
     storage = open_storage(url, heartbeat_interval=1, grace_period=2)
-    study = load_study(storage, "rte_pseudo_kd")
+    study, _ = load_study(storage, "rte_pseudo_kd")
     orphan = study.ask()
     storage.record_heartbeat(orphan._trial_id)
     alive = study.ask()  # no heartbeat yet, like a trial just started: left alone
@@ -212,7 +213,7 @@ def test_a_worker_waits_for_running_trials_and_replaces_one_whose_worker_died(
     trial; the other worker died, so its trial fails after the grace period and this worker runs the second."""
     monkeypatch.setattr(study_module, "POLL_S", 0.2)
     storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}", heartbeat_interval=1, grace_period=2)
-    study = load_study(storage, "s")
+    study, _ = load_study(storage, "s")
     orphan = study.ask()
     storage.record_heartbeat(orphan._trial_id)
     sweep.work(study, lambda trial: 1.0, n_trials=2)
@@ -225,7 +226,7 @@ def test_waiting_for_trials_running_elsewhere_ends_at_the_deadline(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(study_module, "POLL_S", 0.1)
-    study = load_study(open_storage(f"sqlite:///{tmp_path / 'study.db'}"), "s")
+    study, _ = load_study(open_storage(f"sqlite:///{tmp_path / 'study.db'}"), "s")
     study.ask()  # another worker's trial, running for long
     started = time.monotonic()
     sweep.work(study, lambda trial: 1.0, n_trials=1, deadline=started + 0.5)
@@ -257,16 +258,48 @@ def test_a_study_continues_on_a_machine_whose_folders_differ() -> None:
     Any other setting, or a teacher given another way, is another experiment: refused with one line naming it."""
     study = optuna.create_study(study_name="s")
     here = {"model_name_or_path": "/work/minilm", "data_dir": "/glue", "teacher_logits": "/w/cola.st", "alpha": 0.1}
-    sweep.check_same_settings(study, here, {"alpha": "range"})
+    sweep.check_same_settings(study, here, {"alpha": "range"}, created=True)
     there = {**here, "model_name_or_path": "/tmp/minilm", "data_dir": "glue", "teacher_logits": "carry/cola.st"}
-    sweep.check_same_settings(study, there, {"alpha": "range"})
+    sweep.check_same_settings(study, there, {"alpha": "range"}, created=False)
     with pytest.raises(UsageError, match=r"other settings \(alpha\)"):
-        sweep.check_same_settings(study, {**there, "alpha": 0.2}, {"alpha": "range"})
+        sweep.check_same_settings(study, {**there, "alpha": 0.2}, {"alpha": "range"}, created=False)
     with pytest.raises(UsageError, match="search space"):
-        sweep.check_same_settings(study, there, {"alpha": "other range"})
+        sweep.check_same_settings(study, there, {"alpha": "other range"}, created=False)
     other_teacher = {**there, "teacher_logits": None, "teacher_name_or_path": "/tmp/teachers/cola"}
     with pytest.raises(UsageError, match=r"other settings \(teacher_logits, teacher_name_or_path\)"):
-        sweep.check_same_settings(study, other_teacher, {"alpha": "range"})
+        sweep.check_same_settings(study, other_teacher, {"alpha": "range"}, created=False)
+
+
+def test_a_worker_joining_a_new_study_waits_for_its_creators_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers start one new study with different flags: the one that created it records its settings a moment
+    later; the other must compare with those, not record its own over them (both would go on, mixing settings)."""
+    monkeypatch.setattr(sweep, "SETTINGS_POLL_S", 0.05)
+    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}")
+    creator, created = load_study(storage, "s")
+    joiner, joined_created = load_study(storage, "s")
+    assert (created, joined_created) == (True, False)
+    recorder = threading.Timer(0.5, sweep.check_same_settings, (creator, {"alpha": 0.1}, {}, True))
+    recorder.start()
+    with pytest.raises(UsageError, match=r"other settings \(alpha\)"):
+        sweep.check_same_settings(joiner, {"alpha": 0.2}, {}, False)
+    recorder.join()
+    assert creator.user_attrs["shared"] == {"alpha": 0.1}
+    sweep.check_same_settings(joiner, {"alpha": 0.1}, {}, False)  # the same flags join
+
+
+def test_a_study_made_elsewhere_takes_the_first_workers_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A study created without settings (`optuna create-study`) gets the first worker's once the wait is over."""
+    monkeypatch.setattr(sweep, "SETTINGS_WAIT_S", 0.2)
+    monkeypatch.setattr(sweep, "SETTINGS_POLL_S", 0.05)
+    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}")
+    load_study(storage, "s")
+    study, created = load_study(storage, "s")
+    sweep.check_same_settings(study, {"alpha": 0.1}, {}, created)
+    assert study.user_attrs == {"shared": {"alpha": 0.1}, "space": {}}
 
 
 @pytest.mark.slow
