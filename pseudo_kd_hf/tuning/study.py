@@ -37,6 +37,7 @@ GRACE_PERIOD_S = 180
 POLL_S = 10.0  # how often a waiting worker looks at the other workers' running trials
 WAIT_NOTE_S = 600.0  # how often it says which trials it waits for
 STORAGE_ATTEMPTS = 3
+SQLITE_LOCK_TIMEOUT_S = 120  # how long a SQLite writer waits for the other workers' lock before failing
 TRIAL_CONFIG = "trial.yaml"
 TRIAL_LOG = "runner.log"
 TRIAL_RECORDS = (TRIAL_CONFIG, TRIAL_LOG, ALL_RESULTS, "train_results.json", "eval_results.json", "trainer_state.json")
@@ -60,7 +61,7 @@ def open_storage(url: str, heartbeat_interval: int = HEARTBEAT_INTERVAL_S, grace
     """An RDB storage with heartbeats; SQLite waits for the lock (other workers) instead of failing at once, and
     workers that start together on a new storage retry while one of them creates its tables."""
     check_storage_url(url)
-    engine_kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else None
+    engine_kwargs = {"connect_args": {"timeout": SQLITE_LOCK_TIMEOUT_S}} if url.startswith("sqlite") else None
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     kwargs = {"engine_kwargs": engine_kwargs, "heartbeat_interval": heartbeat_interval, "grace_period": grace_period}

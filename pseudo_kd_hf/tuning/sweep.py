@@ -13,6 +13,7 @@ best settings, to train on the whole training set with), `trials.md` and the plo
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from collections.abc import Sequence
@@ -31,6 +32,7 @@ from .space import build_space, describe, read_space_text, runner_values, sugges
 from .study import (
     GRACE_PERIOD_S,
     HEARTBEAT_INTERVAL_S,
+    SQLITE_LOCK_TIMEOUT_S,
     TrialFailed,
     count_states,
     keep_records_only,
@@ -40,11 +42,15 @@ from .study import (
     wait_for_running,
 )
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_HELDOUT_FRACTION = 0.1
 STUDY_DB = "study.db"
 STUDY_MARKER = "study_name.txt"  # in --output_dir: the one study whose trials and reports it holds
 MAX_FAILURES_IN_A_ROW = 3
-SETTINGS_WAIT_S = 60.0  # how long a worker joining a brand-new study waits for its creator to record the settings
+# How long a worker joining a brand-new study waits for its creator to record the settings (the creator may itself
+# wait for SQLite's lock first).
+SETTINGS_WAIT_S = SQLITE_LOCK_TIMEOUT_S + 60.0
 SETTINGS_POLL_S = 0.5
 # Where things lie on one machine: a worker joining a study may name them by other paths (only whether each is given
 # is compared; a teacher's logits file is checked against the training set by its own header, whatever its path).
@@ -129,7 +135,7 @@ def run_sweep(args: argparse.Namespace, values: dict[str, Any]) -> optuna.Study:
         raise UsageError(f"--report_only: {storage_url} holds no study {study_name}: pass the --study_name it ran as.")
     claim_output_dir(output_dir, study_name)
     study, created = load_study(storage, study_name)
-    check_same_settings(study, shared, describe(space), created)
+    check_same_settings(study, shared, describe(space), created=created, wait=not args.report_only)
     try:
         if not args.report_only:
             objective = make_objective(task.primary_metric, space, shared, output_dir, args.keep_weights)
@@ -155,13 +161,17 @@ def claim_output_dir(output_dir: Path, study_name: str) -> None:
     marker.write_text(study_name + "\n", encoding="utf-8")
 
 
-def check_same_settings(study: optuna.Study, shared: dict[str, Any], space: dict[str, Any], created: bool) -> None:
+def check_same_settings(
+    study: optuna.Study, shared: dict[str, Any], space: dict[str, Any], *, created: bool, wait: bool = True
+) -> None:
     """A study continues only with the settings it started with, paths on the machine aside (`MACHINE_PATHS`):
     trials with other settings would not compare. The worker that created the study records them; one that joins a
-    study with no settings and no trial yet waits for its creator's, so that two workers started together with
-    different flags cannot both go on."""
-    stored = None if created else _settings_of(study)
-    if stored is None:  # a new study, or one made elsewhere (`optuna create-study`) or whose creator died at once
+    study with no settings and no trial yet waits for its creator's (when `wait`), so that two workers started
+    together with different flags cannot both go on."""
+    stored = None if created else _settings_of(study, SETTINGS_WAIT_S if wait else 0.0)
+    if stored is None:
+        if not created:  # made elsewhere (`optuna create-study`), or its creator died before recording them
+            logger.warning(f"study {study.study_name} has no recorded settings: recording this worker's.")
         study.set_user_attr("shared", shared)
         study.set_user_attr("space", space)
         return
@@ -177,15 +187,18 @@ def check_same_settings(study: optuna.Study, shared: dict[str, Any], space: dict
         )
 
 
-def _settings_of(study: optuna.Study) -> dict[str, Any] | None:
-    """The study's recorded settings; while it has neither them nor a trial, its creator is about to record them
-    (for up to `SETTINGS_WAIT_S`). The creator writes the search space last."""
-    deadline = time.monotonic() + SETTINGS_WAIT_S
-    while "space" not in (stored := study.user_attrs):
-        if study.get_trials(deepcopy=False) or time.monotonic() > deadline:
+def _settings_of(study: optuna.Study, wait_s: float) -> dict[str, Any] | None:
+    """The study's recorded settings, None when it has none. While it has neither them nor a trial, its creator is
+    about to record them: wait up to `wait_s`. The creator writes the search space last and before any trial, so
+    the trials are read first: settings read after a trial was seen are complete."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        trials = study.get_trials(deepcopy=False)
+        if "space" in (stored := study.user_attrs):
+            return stored
+        if trials or time.monotonic() >= deadline:
             return None
         time.sleep(SETTINGS_POLL_S)
-    return stored
 
 
 def _differs(name: str, shared: dict[str, Any], stored: dict[str, Any]) -> bool:

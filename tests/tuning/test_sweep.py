@@ -275,31 +275,41 @@ def test_a_worker_joining_a_new_study_waits_for_its_creators_settings(
 ) -> None:
     """Two workers start one new study with different flags: the one that created it records its settings a moment
     later; the other must compare with those, not record its own over them (both would go on, mixing settings)."""
+    monkeypatch.setattr(sweep, "SETTINGS_WAIT_S", 10.0)  # the thread failing makes the test fail, not hang
     monkeypatch.setattr(sweep, "SETTINGS_POLL_S", 0.05)
     storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}")
     creator, created = load_study(storage, "s")
     joiner, joined_created = load_study(storage, "s")
     assert (created, joined_created) == (True, False)
-    recorder = threading.Timer(0.5, sweep.check_same_settings, (creator, {"alpha": 0.1}, {}, True))
+    recorder = threading.Timer(0.5, sweep.check_same_settings, (creator, {"alpha": 0.1}, {}), {"created": True})
     recorder.start()
     with pytest.raises(UsageError, match=r"other settings \(alpha\)"):
-        sweep.check_same_settings(joiner, {"alpha": 0.2}, {}, False)
+        sweep.check_same_settings(joiner, {"alpha": 0.2}, {}, created=False)
     recorder.join()
     assert creator.user_attrs["shared"] == {"alpha": 0.1}
-    sweep.check_same_settings(joiner, {"alpha": 0.1}, {}, False)  # the same flags join
+    sweep.check_same_settings(joiner, {"alpha": 0.1}, {}, created=False)  # the same flags join
 
 
 def test_a_study_made_elsewhere_takes_the_first_workers_settings(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A study created without settings (`optuna create-study`) gets the first worker's once the wait is over."""
-    monkeypatch.setattr(sweep, "SETTINGS_WAIT_S", 0.2)
+    """A study created without settings (`optuna create-study`) gets the first worker's once the wait is over;
+    `--report_only` does not wait."""
+    monkeypatch.setattr(sweep, "SETTINGS_WAIT_S", 0.5)
     monkeypatch.setattr(sweep, "SETTINGS_POLL_S", 0.05)
     storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}")
     load_study(storage, "s")
     study, created = load_study(storage, "s")
-    sweep.check_same_settings(study, {"alpha": 0.1}, {}, created)
+    started = time.monotonic()
+    sweep.check_same_settings(study, {"alpha": 0.1}, {}, created=created)
+    assert time.monotonic() - started >= 0.5
     assert study.user_attrs == {"shared": {"alpha": 0.1}, "space": {}}
+    assert "study s has no recorded settings: recording this worker's" in caplog.text
+    monkeypatch.setattr(sweep, "SETTINGS_WAIT_S", 60.0)
+    load_study(storage, "t")
+    started = time.monotonic()
+    sweep.check_same_settings(load_study(storage, "t")[0], {"alpha": 0.1}, {}, created=False, wait=False)
+    assert time.monotonic() - started < 30
 
 
 @pytest.mark.slow
