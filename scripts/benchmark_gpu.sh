@@ -25,8 +25,9 @@
 # `tune` (issue 14): for each of TUNE_TASKS and each of none, ls, pseudo_kd, kd an Optuna study of TUNE_TRIALS trials
 # on held-out training data (10 %; KD's teacher: the real teacher's logits file $CARRY/teacher_logits/<task>.safetensors
 # where carried (MPNet, CoLA), else MiniLM fine-tuned with `none` on the same 90 %: the logits file of the CPU's in
-# benchmarks/glue_tuned_cpu/teacher_logits where one lies (MRPC), else trained here), all studies at once; a study in
-# $DONE_SWEEPS (default benchmarks/glue_tuned_cpu/sweeps: CoLA's and MRPC's, from the CPU) is continued, not run again;
+# benchmarks/glue_tuned_cpu/teacher_logits where one lies (MRPC, RTE), else trained here), all studies at once; a study
+# in $DONE_SWEEPS (default benchmarks/glue_tuned_cpu/sweeps: CoLA's, MRPC's and RTE's, from the CPU) is continued, not
+# run again; RTE's runs group batches by length (--train_sampling_strategy group_by_length), as its CPU studies did;
 # then GRID_SEEDS seeds of each method's best.yaml on the full training set, on dev, with paired 95 % intervals to the
 # tuned none. Writes $OUT/sweeps.tar.gz (studies, best.yaml, trials.md, plots, trial logs), $OUT/glue_tuned.tar.gz
 # (raw per-run JSON, results_full.{md,json,png}) and the logs.
@@ -132,6 +133,10 @@ TUNE_FLAGS=(--model_name_or_path /tmp/minilm --data_dir "$CARRY/glue_data" --max
   --per_device_train_batch_size 32 --per_device_eval_batch_size 64 --num_train_epochs 3 --log_level warning
   --disable_tqdm true)
 
+task_flags() {  # task_flags TASK: TASK's flags beyond TUNE_FLAGS (the CPU's RTE studies grouped batches by length)
+  if [ "$1" = rte ]; then echo --train_sampling_strategy group_by_length; fi
+}
+
 kd_teacher() {  # kd_teacher TASK: the flags naming KD's teacher on TASK
   if [ -f "$CARRY/teacher_logits/$1.safetensors" ]; then  # the real teacher (MPNet)
     echo --teacher_logits "$CARRY/teacher_logits/$1.safetensors"
@@ -146,9 +151,9 @@ teachers() {  # KD's MiniLM teachers, fine-tuned with none on the sweeps' 90 %, 
   local task
   for task in "${TUNE_TASK_LIST[@]}"; do
     [ -f "/tmp/teachers/$task/model.safetensors" ] || [[ $(kd_teacher "$task") == --teacher_logits* ]] && continue
-    python3 -m pseudo_kd_hf --task_name "$task" "${TUNE_FLAGS[@]}" --regularization none --learning_rate 1e-4 \
-      --heldout_fraction 0.1 --do_train --do_eval --save_strategy no --report_to none --overwrite_output_dir \
-      --output_dir "/tmp/teachers/$task" >"$OUT/teacher_$task.log" 2>&1 &
+    python3 -m pseudo_kd_hf --task_name "$task" "${TUNE_FLAGS[@]}" $(task_flags "$task") --regularization none \
+      --learning_rate 1e-4 --heldout_fraction 0.1 --do_train --do_eval --save_strategy no --report_to none \
+      --overwrite_output_dir --output_dir "/tmp/teachers/$task" >"$OUT/teacher_$task.log" 2>&1 &
   done
   wait
 }
@@ -159,7 +164,8 @@ sweep() {  # sweep TASK METHOD [FLAGS...]: one study; KD distils the task's teac
   local teacher=()
   [ "$method" = kd ] && read -ra teacher <<<"$(kd_teacher "$task")"
   python3 -m pseudo_kd_hf.tuning.sweep --task_name "$task" --regularization "$method" "${TUNE_FLAGS[@]}" \
-    ${teacher[@]+"${teacher[@]}"} --heldout_fraction 0.1 --output_dir "/tmp/sweeps/$task/$method" "$@"
+    $(task_flags "$task") ${teacher[@]+"${teacher[@]}"} --heldout_fraction 0.1 \
+    --output_dir "/tmp/sweeps/$task/$method" "$@"
 }
 
 tune_sweeps() {
