@@ -1,10 +1,12 @@
-"""README.md: every command in it parses (or runs), the Python example runs, and the flag tables list every flag."""
+"""README.md and docs/: every command in them parses (or runs), the Python examples run, and the flag tables list
+every flag."""
 
 from __future__ import annotations
 
 import dataclasses
 import re
 import shlex
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +32,8 @@ from tests.helpers.tiny import tiny_bert, tiny_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
+DOCS = ROOT / "docs"
+PAGES = {path: path.read_text(encoding="utf-8") for path in [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]}
 MAKEFILE = (ROOT / "Makefile").read_text(encoding="utf-8")
 DEMO_DATA = Path(pseudo_kd_hf.__file__).resolve().parent / "demo_data"
 CODE_BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
@@ -40,14 +44,15 @@ SWEEP_COMMANDS = (["pseudo-kd-glue-sweep"],)
 BENCHMARK_COMMANDS = (["python", "scripts/benchmark_glue.py"],)
 
 
-def code_blocks(language: str) -> list[str]:
-    return [body for lang, body in CODE_BLOCK.findall(README) if lang == language]
+def code_blocks(language: str, texts: Iterable[str] = PAGES.values()) -> list[str]:
+    """The code blocks in `language` of `texts`: by default README.md and every docs page."""
+    return [body for text in texts for lang, body in CODE_BLOCK.findall(text) if lang == language]
 
 
-def shell_commands() -> list[list[str]]:
-    """Each command of the README's bash blocks as argv, without leading VAR=value settings."""
+def shell_commands(texts: Iterable[str] = PAGES.values()) -> list[list[str]]:
+    """Each command of the bash blocks as argv, without leading VAR=value settings."""
     commands = []
-    for block in code_blocks("bash"):
+    for block in code_blocks("bash", texts):
         for line in block.replace("\\\n", " ").splitlines():
             argv = shlex.split(line, comments=True)
             while argv and re.fullmatch(r"[A-Z_]+=\S*", argv[0]):
@@ -90,20 +95,22 @@ def check_submit(argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert validate_submission(output_dir / "submission.zip") == []
 
 
-def test_readme_has_the_commands_the_issue_asks_for() -> None:
-    commands = [" ".join(argv) for argv in shell_commands()]
-    assert "make demo" in commands and "make test" in commands
+def test_readme_has_the_main_commands_and_the_docs_the_rest() -> None:
+    readme = [" ".join(argv) for argv in shell_commands([README])]
+    assert "make demo" in readme and "make test" in readme
     assert any(
         command.startswith("pseudo-kd-glue --task_name rte --regularization pseudo_kd --preset paper")
-        for command in commands
+        for command in readme
     )
-    assert any("--teacher_name_or_path" in command for command in commands)
-    assert any("--task_name all" in command for command in commands)
-    assert any(command.startswith("accelerate launch") for command in commands)
-    assert any(command.startswith("torchrun") for command in commands)
-    assert any(command.startswith("pseudo-kd-glue-submit") for command in commands)
-    assert any(command.startswith("pseudo-kd-glue-sweep") and "--storage" in command for command in commands)
+    assert any("--teacher_name_or_path" in command for command in readme)
+    assert any("--task_name all" in command for command in readme)
+    assert any(command.startswith("pseudo-kd-glue-submit") for command in readme)
+    assert any(command.startswith("pseudo-kd-glue-sweep") for command in readme)
     assert "See benchmarks/README.md" in README
+    docs = [" ".join(argv) for argv in shell_commands()]
+    assert any(command.startswith("accelerate launch") for command in docs)
+    assert any(command.startswith("torchrun") for command in docs)
+    assert any(command.startswith("pseudo-kd-glue-sweep") and "--storage" in command for command in docs)
 
 
 def test_every_readme_command_parses_or_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -130,17 +137,17 @@ def test_every_readme_command_parses_or_runs(tmp_path: Path, monkeypatch: pytest
             args = load_script("benchmark_glue").parse_args(rest)
             parse_variants(args.variant, args.variants_file)
         elif (rest := without_prefix(argv, GLUE_COMMANDS)) is not None:
-            if rest[0].endswith(".yaml"):  # a config file, the README's YAML block of that name, maybe then flags
+            if rest[0].endswith(".yaml"):  # a config file, the docs' YAML block of that name, maybe then flags
                 check_config_file(rest, folder, monkeypatch)
             else:
                 write_regularizer_module(rest, folder, monkeypatch)
                 check_glue_argv(rest)
         else:
-            pytest.fail(f"README command {shlex.join(argv)} is neither run nor parsed by a test: add a check here.")
+            pytest.fail(f"Docs command {shlex.join(argv)} is neither run nor parsed by a test: add a check here.")
 
 
 def write_regularizer_module(argv: list[str], folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A command with `--regularizer_module FILE` runs where FILE holds the README's regulariser example."""
+    """A command with `--regularizer_module FILE` runs where FILE holds the docs' regulariser example."""
     if "--regularizer_module" in argv:
         [block] = [block for block in code_blocks("python") if "@register_regularizer" in block]
         (folder / argv[argv.index("--regularizer_module") + 1]).write_text(block, encoding="utf-8")
@@ -182,11 +189,11 @@ def test_python_example_runs(
         'output_dir="runs/glue"': 'output_dir="runs/glue", max_steps=2, use_cpu=True, disable_tqdm=True',
     }
     for old, new in substitutions.items():
-        assert old in example, f"the README's Python example no longer contains {old}: update this test"
+        assert old in example, f"docs/python-api.md's example no longer contains {old}: update this test"
         example = example.replace(old, new)
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
-    exec(compile(example, "README.md", "exec"), namespace)
+    exec(compile(example, "docs/python-api.md", "exec"), namespace)
     assert namespace["result"].global_step == 2
     assert namespace["args"].regularization == "pseudo_kd"
     assert set(get_task(task).text_columns) <= set(namespace["data"]["train"].column_names)
@@ -194,10 +201,10 @@ def test_python_example_runs(
 
 
 def test_regularizer_example_trains(tmp_path: Path) -> None:
-    """The README's own regulariser, as written, registers and trains a tiny model for 2 steps."""
+    """The docs' own regulariser, as written, registers and trains a tiny model for 2 steps."""
     [example] = [block for block in code_blocks("python") if "@register_regularizer" in block]
     namespace: dict = {}
-    exec(compile(example, "README.md", "exec"), namespace)
+    exec(compile(example, "docs/python-api.md", "exec"), namespace)
     args = PseudoKDTrainingArguments(
         output_dir=str(tmp_path), regularization="confidence_penalty", max_steps=2, logging_steps=1, use_cpu=True
     )
@@ -207,9 +214,9 @@ def test_regularizer_example_trains(tmp_path: Path) -> None:
     assert all("regularizer_loss" in entry for entry in trainer.state.log_history if "loss" in entry)
 
 
-def table_rows(section: str) -> list[list[list[str]]]:
-    """The markdown tables under `## section`, each as rows of cells (header and separator dropped)."""
-    text = README.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
+def table_rows(page: str, section: str) -> list[list[list[str]]]:
+    """The markdown tables under `## section` of docs/page, each as rows of cells (header and separator dropped)."""
+    text = PAGES[DOCS / page].split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
     tables = re.findall(r"((?:^\|.*\|\n)+)", text, re.MULTILINE)
     return [
         [[cell.strip() for cell in line.strip("|").split(" | ")] for line in table.splitlines()[2:]] for table in tables
@@ -217,7 +224,8 @@ def table_rows(section: str) -> list[list[list[str]]]:
 
 
 def test_flag_tables_list_every_project_flag_with_its_default(capsys: pytest.CaptureFixture[str]) -> None:
-    added, kept, submit = table_rows("Flags")
+    added, kept = table_rows("runner.md", "Flags")
+    [submit] = table_rows("submissions.md", "Flags")
     documented = {row[0].strip("`").removeprefix("--"): row[1].strip("`") for row in added + kept}
     assert len(documented) == len(added) + len(kept), "a flag is listed twice"
     own = {field.name for field in dataclasses.fields(TrainingArguments)}
@@ -229,7 +237,7 @@ def test_flag_tables_list_every_project_flag_with_its_default(capsys: pytest.Cap
     }
     assert sorted(documented) == sorted(fields)
     for name, field in fields.items():
-        assert documented[name] == str(field.default), f"README's default for --{name}"
+        assert documented[name] == str(field.default), f"docs/runner.md's default for --{name}"
 
     with pytest.raises(SystemExit):
         submit_main(["--help"])
