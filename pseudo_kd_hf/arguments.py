@@ -13,7 +13,7 @@ from .glue.tasks import AX_PREDICTED_BY, TASKS, get_task
 
 ALL_TASKS = "all"  # --task_name all: the suite
 PRESETS = ("paper",)
-# How --preset paper reads Appendix C's beta column (README, "The paper's beta"): as the temperature tau = beta/alpha
+# How --preset paper reads Appendix C's beta column (docs/runner.md): as the temperature tau = beta/alpha
 # (sections 4.1 and 4.3 search and discuss the same {1.5, 2.5, 4} pool as "beta/alpha", the temperature), or as is.
 PAPER_BETA_READINGS = ("temperature", "literal")
 SUITE_TASKS = tuple(task for task in TASKS.values() if "train" in task.files)  # AX comes with the MNLI run

@@ -1,6 +1,6 @@
 """An output folder's life: one run at a time, resume from the newest complete checkpoint, tidy up when finished.
 
-What a crash, a rerun and a second run into one folder do (the README's "Crashes, reruns and disk" says the same):
+What a crash, a rerun and a second run into one folder do (docs/crashes.md says the same):
 
 - A second run into a folder that a live run is writing is refused at once: the first run holds a lock file with its
   host and pid. A lock left behind by a killed run (same host, that pid gone) is taken over with a warning.

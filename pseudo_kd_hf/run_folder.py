@@ -1,6 +1,6 @@
 """The CLI's output folder: one run at a time, a finished run left alone, the checkpoint to resume from.
 
-What each case does for the user is in the README's "Crashes, reruns and disk"; the mechanisms (the lock file, what
+What each case does for the user is in docs/crashes.md; the mechanisms (the lock file, what
 makes a checkpoint complete, removing checkpoints) are in `run_dir.py`.
 """
 

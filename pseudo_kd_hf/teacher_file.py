@@ -9,7 +9,7 @@ seeds) from the file alone. The file is a `safetensors` file (loading it runs no
 
 and a header naming what the logits belong to: the task, the split, the row count, `texts_hash` (sha256 over the
 row digests in order, i.e. over the whole split's texts), the label names and the teacher's fingerprint
-(`teacher_cache.fingerprint_teacher`). `attach_teacher_logits` checks a training set against all of it, row by row
+(`teacher.fingerprint_teacher`). `attach_teacher_logits` checks a training set against all of it, row by row
 through `idx`, so a shuffled training set, or with `allow_subset` a subset (`--max_train_samples`), gets the right
 rows, and a file made for another task, data file, row count or label order is refused with one line saying which.
 """
@@ -194,7 +194,7 @@ def attach_teacher_logits(
     Refuses (`TeacherLogitsFileError`, one line) a file made for another task or split, another label order (the
     student's `label_names`, in its label-id order), another row count (the whole split is expected unless
     `allow_subset`; then every `idx` must be in the file), or another data file (a row whose texts differ).
-    The column equals what `teacher_cache.add_teacher_logits` computes in memory with the same teacher.
+    The column equals what `teacher.add_teacher_logits` computes in memory with the same teacher.
     """
     teacher = read_teacher_logits_file(logits_file)
     where = f"Teacher logits file {logits_file}"

@@ -106,7 +106,7 @@ def test_readme_has_the_main_commands_and_the_docs_the_rest() -> None:
     assert any("--task_name all" in command for command in readme)
     assert any(command.startswith("pseudo-kd-glue-submit") for command in readme)
     assert any(command.startswith("pseudo-kd-glue-sweep") for command in readme)
-    assert "See benchmarks/README.md" in README
+    assert "See [benchmarks/README.md](benchmarks/README.md)" in README
     docs = [" ".join(argv) for argv in shell_commands()]
     assert any(command.startswith("accelerate launch") for command in docs)
     assert any(command.startswith("torchrun") for command in docs)

@@ -32,7 +32,7 @@ ALPHA = 0.3
 
 @register_regularizer("test_confidence_penalty")
 class ConfidencePenalty(Regularizer):
-    """The README's example, with a `gather` that would fail on a -100 label if the trainer passed one through."""
+    """The docs' example, with a `gather` that would fail on a -100 label if the trainer passed one through."""
 
     def per_example_loss(self, logits, labels, batch):
         log_p = F.log_softmax(logits.float(), dim=-1)
