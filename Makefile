@@ -50,7 +50,7 @@ test-floor: $(FLOOR_BIN)/python
 
 benchmark-speed: venv
 	$(BIN)/pip install -e ".[offline]"
-	$(BIN)/python scripts/benchmark_speed.py $(SPEED_ARGS)
+	$(BIN)/python -m benchmarks.speed $(SPEED_ARGS)
 
 benchmark-glue: venv
 	$(BIN)/pip install -e ".[offline,sweep]"

@@ -66,11 +66,6 @@ def bucket_length(length: int, max_length: int | None = None) -> int:
     return bucket if max_length is None else max(length, min(bucket, max_length))
 
 
-def bucket_lengths(max_length: int) -> list[int]:
-    """Every bucket a run truncated to `max_length` tokens can produce (one compiled graph each)."""
-    return sorted({bucket_length(length, max_length) for length in range(1, max_length + 1)})
-
-
 def pad_to_static_shape(
     batch: Mapping[str, Any], batch_size: int, pad_token_id: int = 0, max_length: int | None = None
 ) -> dict[str, Any]:
@@ -145,11 +140,7 @@ class FastStepPlan:
     gradients allocated (`keep_gradients_allocated`), which CUDA graphs need for gradient accumulation.
     """
 
-    static_shapes: bool = True
     compile_options: dict[str, Any] | None = None
-    # Also compile the method's `per_example_loss` (inductor fuses its softmaxes and sums into a few kernels, where
-    # the eager loss launches dozens after the CUDA-graph forward): `compile_options`' backend, default mode.
-    compile_loss: bool = False
 
 
 def fast_step_plan(device: torch.device) -> FastStepPlan | None:
@@ -215,7 +206,7 @@ class FastStepMixin:
     def get_train_dataloader(self) -> Any:
         """Training batches through `StaticShapeCollator`; evaluation and prediction keep the plain collator."""
         plan = self.fast_step_plan
-        if plan is None or not plan.static_shapes:
+        if plan is None:
             return super().get_train_dataloader()
         collator = self.data_collator
         self.data_collator = StaticShapeCollator(collator, self._train_batch_size, _pad_token_id(self))
@@ -234,11 +225,6 @@ class FastStepMixin:
             torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, RECOMPILE_LIMIT)
             model = torch.compile(model, **plan.compile_options)
         keep_gradients_allocated(model)
-        if plan.compile_loss and not hasattr(self.regularizer.per_example_loss, "_torchdynamo_orig_callable"):
-            backend = plan.compile_options.get("backend", "inductor")
-            self.regularizer.per_example_loss = torch.compile(
-                self.regularizer.per_example_loss, backend=backend, dynamic=False
-            )
         return model, train_dataloader
 
     def floating_point_ops(self, inputs: dict[str, Any]) -> int:
@@ -272,7 +258,6 @@ __all__ = [
     "StaticShapeCollator",
     "apply_fast_step_arguments",
     "bucket_length",
-    "bucket_lengths",
     "fast_step_plan",
     "keep_gradients_allocated",
     "pad_to_static_shape",

@@ -6,7 +6,7 @@
 #   scripts/benchmark_gpu.sh tune         # there: held-out sweeps per (task, method), then the tuned seed grid
 #   scripts/benchmark_gpu.sh tune-sweeps  # there: the sweeps alone ($OUT/sweeps.tar.gz, to carry to a next sitting)
 #   scripts/benchmark_gpu.sh tune-grid    # there: the tuned seed grid from the sweeps in $SWEEPS (default /tmp/sweeps)
-#   scripts/benchmark_gpu.sh step         # there: only plain Trainer vs --fast_step (scripts/benchmark_gpu_step.py)
+#   scripts/benchmark_gpu.sh step         # there: only plain Trainer vs --fast_step (benchmarks/gpu_step.py)
 #   scripts/benchmark_gpu.sh compare      # there: the paper's comparison with the MPNet teacher (issue 13)
 #
 # `prepare` collects what the GPU machine lacks: wheels of `datasets` and its two pure-Python needs that its image
@@ -86,14 +86,14 @@ EOF
 # Plain Trainer vs --fast_step: step times, loss curves, one SST-2 epoch; parts that would pass STEP_BUDGET_S are
 # skipped (and listed as skipped). Writes $OUT/speed_gpu_step.{json,md}.
 step() {
-  timeout $((${STEP_BUDGET_S:-265} + 60)) python3 scripts/benchmark_gpu_step.py --model /tmp/minilm \
+  timeout $((${STEP_BUDGET_S:-265} + 60)) python3 -m benchmarks.gpu_step --model /tmp/minilm \
     --glue_data "$CARRY/glue_data" --output_dir "$OUT" --time_budget_s "${STEP_BUDGET_S:-265}" ${STEP_ARGS:-} \
     || echo "benchmark_gpu_step stopped: exit $?"
 }
 
 run() {
   local grid_budget=${GRID_BUDGET_S:-330} jobs=${GRID_JOBS:-14} seeds=${GRID_SEEDS:-42 43 44 45 46}
-  python3 scripts/benchmark_speed.py --shape paper --device cuda --dtype bf16 --batch_size 32 --seq_len 128 \
+  python3 -m benchmarks.speed --shape paper --device cuda --dtype bf16 --batch_size 32 --seq_len 128 \
     --warmup 3 --rounds 20 --output_dir "$OUT" 2>&1 | grep -v "^round"
   local grid=(python3 scripts/benchmark_glue.py --model /tmp/minilm --glue_data "$CARRY/glue_data" --seeds $seeds
     --output_dir /tmp/glue --runs_dir /tmp/glue_runs ${GRID_ARGS:-})

@@ -1,4 +1,4 @@
-"""scripts/benchmark_gpu_step.py runs end to end (`--quick`: tiny models on CPU), so the GPU sitting runs it once."""
+"""benchmarks/gpu_step.py runs end to end (`--quick`: tiny models on CPU), so the GPU sitting runs it once."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.glue_models import save_tiny_student
-from tests.helpers.scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def benchmark():
-    return load_script("benchmark_gpu_step")
+    from benchmarks import gpu_step
+
+    return gpu_step
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""The pure helpers of scripts/benchmark_glue.py and scripts/benchmark_speed.py: no training, no data, no network."""
+"""The pure helpers of scripts/benchmark_glue.py and benchmarks/speed.py: no training, no data, no network."""
 
 from __future__ import annotations
 
@@ -31,7 +31,9 @@ def report() -> ModuleType:
 
 @pytest.fixture(scope="module")
 def speed() -> ModuleType:
-    return load_script("benchmark_speed")
+    from benchmarks import speed
+
+    return speed
 
 
 # ---- benchmark_glue: report ----------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import torch
 from datasets import Dataset
 from transformers import DataCollatorWithPadding
 
+from benchmarks import gpu_step
 from pseudo_kd_hf import PseudoKDTrainer
 from pseudo_kd_hf.cli import UsageError, build_arguments
 from pseudo_kd_hf.fast_step import (
@@ -23,7 +24,6 @@ from pseudo_kd_hf.fast_step import (
     FastStepPlan,
     StaticShapeCollator,
     bucket_length,
-    bucket_lengths,
     fast_step_plan,
     keep_gradients_allocated,
     pad_to_static_shape,
@@ -31,8 +31,8 @@ from pseudo_kd_hf.fast_step import (
 from tests.helpers.glue_models import word_level_tokenizer
 from tests.helpers.tiny import VOCAB, sgd_args, tiny_bert
 
-EAGER_STATIC = FastStepPlan(static_shapes=True, compile_options=None)
-COMPILED_STATIC = FastStepPlan(static_shapes=True, compile_options={"backend": "aot_eager", "dynamic": False})
+EAGER_STATIC = FastStepPlan(compile_options=None)
+COMPILED_STATIC = FastStepPlan(compile_options={"backend": "aot_eager", "dynamic": False})
 
 
 def ragged_dataset(num_examples: int, num_labels: int = 3, teacher_logits: bool = False, seed: int = 1) -> Dataset:
@@ -50,13 +50,19 @@ def ragged_dataset(num_examples: int, num_labels: int = 3, teacher_logits: bool 
 
 
 def train(
-    tmp_path, plan: FastStepPlan | None, *, num_examples: int = 10, model_seed: int = 0, **overrides
+    tmp_path,
+    plan: FastStepPlan | None,
+    *,
+    num_examples: int = 10,
+    model_seed: int = 0,
+    trainer_class: type[PseudoKDTrainer] = PseudoKDTrainer,
+    **overrides,
 ) -> tuple[torch.Tensor, list[float], PseudoKDTrainer]:
     """Train a tiny BERT (no dropout) with SGD (`none` unless overridden); return parameters, losses, trainer."""
     settings = {"max_steps": 3, "per_device_train_batch_size": 4, "regularization": "none", **overrides}
     args = sgd_args(str(tmp_path / "run"), fast_step=plan is not None, **settings)
     dataset = ragged_dataset(num_examples, teacher_logits=args.regularization == "kd")
-    trainer = PseudoKDTrainer(
+    trainer = trainer_class(
         model=tiny_bert(seed=model_seed),
         args=args,
         train_dataset=dataset,
@@ -73,10 +79,13 @@ def train(
 
 
 def test_bucket_lengths_are_few_and_hold_every_length():
-    assert bucket_lengths(128) == [32, 64, 96, 128]
-    assert bucket_lengths(512) == [32, 64, 96, 128, 256, 512]
-    assert bucket_lengths(200) == [32, 64, 96, 128, 200]
-    assert bucket_lengths(20) == [20]
+    def buckets(max_length: int) -> list[int]:  # every bucket a run truncated to max_length can produce
+        return sorted({bucket_length(length, max_length) for length in range(1, max_length + 1)})
+
+    assert buckets(128) == [32, 64, 96, 128]
+    assert buckets(512) == [32, 64, 96, 128, 256, 512]
+    assert buckets(200) == [32, 64, 96, 128, 200]
+    assert buckets(20) == [20]
     assert [bucket_length(n) for n in (1, 32, 33, 128, 129, 300)] == [32, 32, 64, 128, 256, 512]
     assert all(bucket_length(n, 200) >= n for n in range(1, 201))
 
@@ -146,12 +155,13 @@ def test_compiled_step_trains_like_eager(tmp_path):
 
 @pytest.mark.parametrize("regularization", ["pseudo_kd", "kd"])
 def test_compiled_loss_trains_like_the_eager_loss(tmp_path, regularization):
-    """`compile_loss` compiles the method's per-example loss too; losses and parameters stay the eager ones."""
+    """The GPU step benchmark's compiled-loss variant compiles the method's per-example loss too; losses and
+    parameters stay the eager ones."""
     settings = {"max_steps": 4, "regularization": regularization, "alpha": 0.3}
     reference, reference_losses, _ = train(tmp_path / "eager", None, **settings)
     torch._dynamo.reset()
-    compiled_loss = FastStepPlan(compile_options={"backend": "aot_eager", "dynamic": False}, compile_loss=True)
-    parameters, losses, trainer = train(tmp_path / "compiled", compiled_loss, **settings)
+    trainer_class = gpu_step.CompiledLossPseudoKDTrainer
+    parameters, losses, trainer = train(tmp_path / "compiled", COMPILED_STATIC, trainer_class=trainer_class, **settings)
     assert hasattr(trainer.regularizer.per_example_loss, "_torchdynamo_orig_callable")  # really compiled
     torch.testing.assert_close(parameters, reference, rtol=1e-5, atol=1e-6)
     assert losses == pytest.approx(reference_losses, rel=1e-5)

@@ -25,7 +25,6 @@ import argparse
 import copy
 import json
 import os
-import platform
 import random
 import resource
 import statistics
@@ -38,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import transformers
 from datasets import Dataset
 from transformers import AutoModelForSequenceClassification, PreTrainedModel, RobertaConfig
 from transformers.trainer_pt_utils import get_length_grouped_indices
@@ -47,7 +45,8 @@ from pseudo_kd_hf import PseudoKDTrainer, PseudoKDTrainingArguments
 from pseudo_kd_hf.regularizers import EXAMPLE_ID_COLUMN, TEACHER_FREE_BASELINES
 from pseudo_kd_hf.teacher import TEACHER_LOGITS_COLUMN
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from .common import DISTILROBERTA, REPO_ROOT, ROBERTA_LARGE, ROBERTA_SHARED, environment, synchronize, write_outputs
+
 METHODS = ("none", "ls", "pseudo_kd", "kd_cached", "kd_online", *TEACHER_FREE_BASELINES)
 RUNNER_VARIANTS = (
     "dynamic_padding",
@@ -57,10 +56,6 @@ RUNNER_VARIANTS = (
     "kd_online_3ep",
 )
 NUM_LABELS = 2
-# The paper's student and teacher (Section 5 / Appendix C), built from configs: only their cost matters here.
-DISTILROBERTA = {"num_hidden_layers": 6, "hidden_size": 768, "num_attention_heads": 12, "intermediate_size": 3072}
-ROBERTA_LARGE = {"num_hidden_layers": 24, "hidden_size": 1024, "num_attention_heads": 16, "intermediate_size": 4096}
-ROBERTA_SHARED = {"vocab_size": 50265, "max_position_embeddings": 514, "type_vocab_size": 1, "pad_token_id": 1}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -248,11 +243,6 @@ def time_interleaved(
                     times[name]["peak_bytes"].append(torch.cuda.max_memory_allocated())
         print(f"round {round_index + 1}/{warmup + rounds} done", file=sys.stderr, flush=True)
     return times
-
-
-def synchronize(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def run_step_benchmark(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
@@ -545,24 +535,6 @@ def run_padding_stats(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
 
 
 # ---- output --------------------------------------------------------------------------------------------------------
-
-
-def environment(device: str) -> dict[str, Any]:
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "accelerator": torch.cuda.get_device_name() if device.startswith("cuda") else None,
-    }
-
-
-def write_outputs(output_dir: Path, name: str, result: dict[str, Any], table: str) -> None:
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    (output_dir / f"{name}.md").write_text(table, encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -37,7 +35,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import torch
-import transformers
 from datasets import Dataset
 from transformers import (
     AutoModelForSequenceClassification,
@@ -55,10 +52,17 @@ from pseudo_kd_hf import PseudoKDTrainer, PseudoKDTrainingArguments, pseudo_kd_l
 from pseudo_kd_hf.fast_step import FastStepPlan, keep_gradients_allocated
 from pseudo_kd_hf.glue.data import load_glue_task
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DISTILROBERTA = {"num_hidden_layers": 6, "hidden_size": 768, "num_attention_heads": 12, "intermediate_size": 3072}
-TINY_ROBERTA = {"num_hidden_layers": 2, "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64}
-ROBERTA_SHARED = {"vocab_size": 50265, "max_position_embeddings": 514, "type_vocab_size": 1, "pad_token_id": 1}
+from .common import (
+    DISTILROBERTA,
+    REPO_ROOT,
+    ROBERTA_SHARED,
+    TINY_ROBERTA,
+    device_name,
+    environment,
+    synchronize,
+    write_outputs,
+)
+
 LEARNING_RATE = 5e-5
 NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
 # variant -> (regularization, or None for plain Trainer; how the step runs: eager, fast, or an ingredient alone)
@@ -157,31 +161,24 @@ def main(argv: list[str] | None = None) -> int:
             result["errors"].append({"part": part, "error": f"{type(error).__name__}: {error}"})
         finally:
             release_memory()
-        write_outputs(Path(args.output_dir), result, started, finished=False)  # a killed run keeps what it measured
-    print(write_outputs(Path(args.output_dir), result, started, finished=True), flush=True)
+        write_progress(Path(args.output_dir), result, started, finished=False)  # a killed run keeps what it measured
+    print(write_progress(Path(args.output_dir), result, started, finished=True), flush=True)
     return 0
 
 
-def write_outputs(output_dir: Path, result: dict[str, Any], started: float, finished: bool) -> str:
+def write_progress(output_dir: Path, result: dict[str, Any], started: float, finished: bool) -> str:
     """Write speed_gpu_step.json and .md from what is measured so far; return the markdown."""
     result["loss_curves"] = []
     add_ratios_and_curves(result)
-    result["environment"] = environment()
+    result["environment"] = environment(result["settings"]["device"])
     result["wall_s"] = round(time.perf_counter() - started, 1)
     result["finished"] = finished
     table = markdown(result)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "speed_gpu_step.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    (output_dir / "speed_gpu_step.md").write_text(table, encoding="utf-8")
+    write_outputs(output_dir, "speed_gpu_step", result, table)
     return table
 
 
 # ---- timing --------------------------------------------------------------------------------------------------------
-
-
-def synchronize(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
 
 
 class StepTimer(TrainerCallback):
@@ -224,6 +221,10 @@ class StepTimer(TrainerCallback):
 class LossRecorder:
     """Trainer mixin: keep every training micro-batch's loss on the device (no sync), to read after training."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.recorded_losses: list[torch.Tensor] = []
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001, ANN201
         output = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         if model.training:
@@ -233,11 +234,24 @@ class LossRecorder:
 
 
 class RecordingTrainer(LossRecorder, Trainer):
-    recorded_losses: list[torch.Tensor]
+    pass
 
 
 class RecordingPseudoKDTrainer(LossRecorder, PseudoKDTrainer):
-    recorded_losses: list[torch.Tensor]
+    pass
+
+
+class CompiledLossPseudoKDTrainer(RecordingPseudoKDTrainer):
+    """The fast step with the method's `per_example_loss` compiled too (inductor fuses its softmaxes and sums into a
+    few kernels, where the eager loss launches dozens after the CUDA-graph forward): a variant only measured here."""
+
+    def _prepare_for_training(self, max_steps: int, train_dataloader: Any, resume_from_checkpoint: Any) -> Any:
+        prepared = super()._prepare_for_training(max_steps, train_dataloader, resume_from_checkpoint)
+        loss = self.regularizer.per_example_loss
+        if not hasattr(loss, "_torchdynamo_orig_callable"):
+            backend = self.fast_step_plan.compile_options.get("backend", "inductor")
+            self.regularizer.per_example_loss = torch.compile(loss, backend=backend, dynamic=False)
+        return prepared
 
 
 def dynamo_compile_s() -> float:
@@ -301,18 +315,16 @@ def build_trainer(
             if args.quick:
                 common["torch_compile_backend"] = "aot_eager"
         trainer_args = PseudoKDTrainingArguments(regularization=regularization, **common)
-        trainer = RecordingPseudoKDTrainer(
-            model=model, args=trainer_args, train_dataset=dataset, data_collator=collator
-        )
+        trainer_class = CompiledLossPseudoKDTrainer if step == "fast_compiled_loss" else RecordingPseudoKDTrainer
+        trainer = trainer_class(model=model, args=trainer_args, train_dataset=dataset, data_collator=collator)
         if step == "fast_without_cudagraphs":
             trainer.fast_step_plan = FastStepPlan(compile_options={"dynamic": False, **_quick_backend(args)})
         elif step == "fast_compiled_loss":
             cudagraphs = {} if args.quick else {"mode": "reduce-overhead"}
             options = {"dynamic": False, **cudagraphs, **_quick_backend(args)}
-            trainer.fast_step_plan = FastStepPlan(compile_options=options, compile_loss=True)
+            trainer.fast_step_plan = FastStepPlan(compile_options=options)
         elif step == "fast" and args.quick:  # CPU: the flag alone is the eager step; compile as the GPU would
             trainer.fast_step_plan = FastStepPlan(compile_options={"dynamic": False, "backend": "aot_eager"})
-    trainer.recorded_losses = []
     return trainer
 
 
@@ -564,19 +576,6 @@ def release_memory() -> None:
     torch._dynamo.reset()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-
-
-def device_name(device: str) -> str:
-    return torch.cuda.get_device_name() if device == "cuda" else f"CPU ({platform.processor() or platform.machine()})"
-
-
-def environment() -> dict[str, str]:
-    return {
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "cuda": str(torch.version.cuda),
-        "transformers": transformers.__version__,
-    }
 
 
 if __name__ == "__main__":
