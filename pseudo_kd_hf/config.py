@@ -158,8 +158,6 @@ class PseudoKDTrainingArguments(TrainingArguments):
                 f"pseudo_kd_temperature {tau} sets beta = alpha * tau = {beta:g}, but beta is {self.beta}: "
                 "give pseudo_kd_temperature or beta, not both."
             )
-        if beta <= 0.0:
-            raise ValueError(f"pseudo_kd_temperature {tau} with alpha {self.alpha} gives beta = 0: use alpha > 0.")
         self.beta = beta
 
     def _check_finite(self) -> None:

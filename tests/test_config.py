@@ -7,10 +7,12 @@ import math
 import sys
 
 import pytest
+import torch
 from transformers import TrainingArguments
 
-from pseudo_kd_hf import PseudoKDTrainingArguments
+from pseudo_kd_hf import PseudoKDTrainer, PseudoKDTrainingArguments
 from pseudo_kd_hf.cli import main
+from tests.helpers.tiny import tiny_bert
 from tests.test_cli import assert_one_line_error
 
 OWN_FLOAT_SETTINGS = [
@@ -76,6 +78,8 @@ def test_building_the_arguments_has_no_side_effects(tmp_path):
     args = PseudoKDTrainingArguments(output_dir=str(tmp_path), fast_step=True, regularizer_module="x.y")
     assert args.dataloader_pin_memory is True and args.accelerator_config.non_blocking is False
     assert "x" not in sys.modules
+    PseudoKDTrainer(model=tiny_bert(), args=args)  # applies them where they act
+    assert args.dataloader_pin_memory is torch.cuda.is_available() and args.accelerator_config.non_blocking is True
 
 
 def test_every_float_setting_is_covered():
@@ -117,5 +121,5 @@ def test_pseudo_kd_temperature_sets_beta_and_a_contradicting_beta_is_refused(tmp
     assert again.beta == pytest.approx(0.2)
     with pytest.raises(ValueError, match="pseudo_kd_temperature or beta, not both"):
         PseudoKDTrainingArguments(output_dir=str(tmp_path), alpha=0.1, beta=0.7, pseudo_kd_temperature=2.0)
-    with pytest.raises(ValueError, match="use alpha > 0"):
+    with pytest.raises(ValueError, match=r"^beta must be > 0, got 0.0"):  # beta = alpha * tau, in its bounds
         PseudoKDTrainingArguments(output_dir=str(tmp_path), alpha=0.0, pseudo_kd_temperature=2.0)
