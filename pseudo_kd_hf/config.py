@@ -6,11 +6,9 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-import torch
 from transformers import TrainingArguments
 
-from .fast_step import apply_fast_step_arguments
-from .regularizers import check_bounds, get_regularizer, import_regularizer_module
+from .regularizers import get_regularizer
 
 
 @dataclass
@@ -24,7 +22,9 @@ class PseudoKDTrainingArguments(TrainingArguments):
     [20], tf_reg_teacher_prob [0.99]; ps_kd: ps_kd_alpha_T [0.8]; cs_kd: cs_kd_lambda [1], cs_kd_temperature [4];
     beta_ls: beta_ls_alpha [0.6], beta_ls_beta [3], beta_ls_ema_decay [0.999].
     `regularization` names a registered `Regularizer` (`pseudo_kd_hf.register_regularizer`); each method declares
-    the settings it owns and their ranges (`Regularizer.bounds`), checked here whichever method is chosen.
+    the settings it owns and their ranges (`Regularizer.bounds`), checked here for the chosen method. Building the
+    arguments has no side effect: a method of your own is registered (its module imported) before, and the trainer
+    applies what acts on training (`dataloader_pin_memory` on CPU, `fast_step`'s settings).
     A baseline whose authors' default differs from `alpha`/`beta`/`temperature`'s gets its own field, so its default
     holds and `--preset paper` (which fills the paper's alpha and beta) leaves it alone.
     """
@@ -120,13 +120,20 @@ class PseudoKDTrainingArguments(TrainingArguments):
     )
 
     def __post_init__(self) -> None:
-        if self.regularizer_module is not None:
-            import_regularizer_module(self.regularizer_module)
+        self.check_settings()
+        super().__post_init__()
+
+    def check_settings(self) -> None:
+        """Check the settings and derive `beta` from `pseudo_kd_temperature`; `ValueError` naming the field.
+
+        Every float field (inherited ones included) must be finite; then the chosen method checks its own settings
+        (`Regularizer.bounds` and `check_arguments`). Run when the arguments are built, and again by
+        `PseudoKDTrainer` for each trial of `hyperparameter_search` (which sets a trial's values on `args`).
+        """
         self._check_finite()
         self._beta_from_temperature()
         method = get_regularizer(self.regularization)
-        check_bounds(self)
-        method.check_arguments(self)
+        method.check_settings(self)
         if self.fast_step and not method.supports_fast_step:
             raise ValueError(
                 f"fast_step does not support regularization={self.regularization!r}: it builds its own batches or "
@@ -137,11 +144,6 @@ class PseudoKDTrainingArguments(TrainingArguments):
                 "label_smoothing_factor would smooth on top of the regulariser: use "
                 f"regularization='ls' with alpha={self.label_smoothing_factor} instead."
             )
-        if self.use_cpu or not _has_accelerator():
-            self.dataloader_pin_memory = False  # nothing to pin for; torch would warn at every DataLoader
-        super().__post_init__()
-        if self.fast_step:  # after super(), which builds accelerator_config
-            apply_fast_step_arguments(self)
 
     def _beta_from_temperature(self) -> None:
         """`pseudo_kd_temperature` tau sets `beta = alpha * tau`; a different `beta` beside it is a contradiction."""
@@ -150,29 +152,29 @@ class PseudoKDTrainingArguments(TrainingArguments):
             return
         if tau <= 0.0:
             raise ValueError(f"pseudo_kd_temperature must be > 0, got {tau}.")
-        beta = self.alpha * tau
-        default_beta = next(f.default for f in dataclasses.fields(self) if f.name == "beta")
-        if self.beta not in (default_beta, beta):
+        beta = beta_from_temperature(self.alpha, tau)
+        if self.beta not in (DEFAULT_BETA, beta):
             raise ValueError(
                 f"pseudo_kd_temperature {tau} sets beta = alpha * tau = {beta:g}, but beta is {self.beta}: "
                 "give pseudo_kd_temperature or beta, not both."
             )
-        if beta <= 0.0:
-            raise ValueError(f"pseudo_kd_temperature {tau} with alpha {self.alpha} gives beta = 0: use alpha > 0.")
         self.beta = beta
 
     def _check_finite(self) -> None:
-        """Every float setting the subclass adds to `TrainingArguments` must be a finite number (not inf, not NaN)."""
-        inherited = {f.name for f in dataclasses.fields(TrainingArguments)}
+        """Every float setting, `TrainingArguments`' own included, must be a finite number (not inf, not NaN)."""
         for setting in dataclasses.fields(self):
             value = getattr(self, setting.name)
-            if setting.name in inherited or not isinstance(value, float) or math.isfinite(value):
+            if not isinstance(value, float) or math.isfinite(value):
                 continue
             hint = " (--regularization ls is Pseudo-KD's beta -> inf limit)" if setting.name == "beta" else ""
             raise ValueError(f"{setting.name} must be a finite number, got {value}{hint}.")
 
 
-def _has_accelerator() -> bool:
-    """What torch's DataLoader checks before it warns that `pin_memory` has nothing to pin for."""
-    accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6
-    return accelerator.is_available() if accelerator is not None else torch.cuda.is_available()
+def beta_from_temperature(alpha: float, temperature: float) -> float:
+    """Pseudo-KD's `beta` for a temperature tau: ``beta = alpha * tau`` makes ``P* = softmax(z / tau)``."""
+    return alpha * temperature
+
+
+DEFAULT_BETA = next(
+    setting.default for setting in dataclasses.fields(PseudoKDTrainingArguments) if setting.name == "beta"
+)

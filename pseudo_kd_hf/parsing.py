@@ -27,8 +27,9 @@ from .arguments import (
     UsageError,
     suite_task_name,
 )
-from .config import PseudoKDTrainingArguments
+from .config import PseudoKDTrainingArguments, beta_from_temperature
 from .glue.tasks import GlueTask, PaperPreset, get_task
+from .regularizers import import_regularizer_module
 
 logger = logging.getLogger(__name__)
 
@@ -36,15 +37,18 @@ CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
 PRESET_FIELDS = tuple(f.name for f in dataclasses.fields(PaperPreset) if f.name != "note")
 
 
-def _field_types() -> dict[str, Any]:
-    """Every flag's field name and value type (`float` for `float | None`), from the argument dataclasses."""
+def _field_types() -> dict[str, tuple[Any, bool]]:
+    """Every flag's field name, value type (`float` for `float | None`) and whether it takes None, from the argument
+    dataclasses."""
     types = {}
     for cls in ARGUMENT_CLASSES:
         hints = typing.get_type_hints(cls)
         for setting in dataclasses.fields(cls):
             if setting.init:
-                options = [option for option in typing.get_args(hints[setting.name]) if option is not type(None)]
-                types[setting.name] = options[0] if len(options) == 1 else hints[setting.name]
+                options = typing.get_args(hints[setting.name])
+                kinds = [option for option in options if option is not type(None)]
+                kind = kinds[0] if len(kinds) == 1 else hints[setting.name]
+                types[setting.name] = (kind, type(None) in options)
     return types
 
 
@@ -115,35 +119,87 @@ def read_arguments(argv: Sequence[str] | None = None) -> dict[str, Any]:
     return {**from_file, **{name: value for name, value in vars(namespace).items() if value is not _UNSET}}
 
 
-def _read_config_file(path: Path, field_types: dict[str, Any]) -> dict[str, Any]:
+def _read_config_file(path: Path, field_types: dict[str, tuple[Any, bool]]) -> dict[str, Any]:
     if not path.is_file():
         raise UsageError(f"Config file {path} not found: pass an existing .json, .yaml or .yml file.")
     try:
         text = path.read_text(encoding="utf-8")
-        values = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        if path.suffix == ".json":
+            values = json.loads(text, object_pairs_hook=_refuse_duplicate_pairs)
+        else:
+            values = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+    except _DuplicateKeyError as error:
+        raise UsageError(f"Config file {path}: {error.key} is given twice{error.where}; keep one.") from None
     except (ValueError, yaml.YAMLError) as error:
         raise UsageError(f"Config file {path} is not valid {path.suffix[1:].upper()}: {error}") from None
     if not isinstance(values, dict):
         raise UsageError(f"Config file {path} must hold a mapping of argument names to values.")
-    unknown = sorted(set(values) - set(field_types))
+    unknown = sorted(str(name) for name in set(values) - set(field_types))
     if unknown:
         raise UsageError(f"Config file {path}: unknown arguments {', '.join(unknown)}; see --help for the names.")
-    return {name: _convert_number(path, name, value, field_types[name]) for name, value in values.items()}
+    return {name: _config_value(path, name, value, *field_types[name]) for name, value in values.items()}
 
 
-def _convert_number(path: Path, name: str, value: Any, expected: Any) -> Any:
-    """Convert a number written as text, as the command line would: YAML reads `2e-5` as a string.
+class _DuplicateKeyError(ValueError):
+    def __init__(self, key: Any, where: str = "") -> None:
+        super().__init__(f"duplicate key {key!r}")
+        self.key, self.where = key, where
 
-    A boolean must be one (`true`/`false`): the string "false" would otherwise read as True.
+
+def _refuse_duplicate_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`json.loads`' object hook: a key given twice is refused (JSON itself would keep the last value)."""
+    values: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in values:
+            raise _DuplicateKeyError(key)
+        values[key] = value
+    return values
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a mapping key given twice (PyYAML keeps the last value, unlike YAML 1.2)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise _DuplicateKeyError(key, f" (line {key_node.start_mark.line + 1})")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _config_value(path: Path, name: str, value: Any, expected: Any, optional: bool) -> Any:
+    """A config file's value as the command line would give it, or one `UsageError` naming the key.
+
+    Numbers written as text are converted (YAML reads `2e-5` as a string); a boolean must be one (the string
+    "false" would read as True); a text setting must be text (`output_dir: 2024` is a number). A float's finiteness
+    is checked with the other settings, when the arguments are built.
     """
-    if expected is bool and not isinstance(value, bool | None):
-        raise UsageError(f"Config file {path}: {name} must be true or false (no quotes), got {value!r}.")
-    if not isinstance(value, str) or expected not in (int, float):
+    where = f"Config file {path}: {name}"
+    if value is None:
+        if optional:
+            return None
+        raise UsageError(f"{where} needs a value, got null.")
+    if expected not in (bool, int, float, str):
         return value
+    if isinstance(value, list | dict):
+        raise UsageError(f"{where} takes one value, not a {type(value).__name__}: got {value!r}.")
+    if expected is bool:
+        if not isinstance(value, bool):
+            raise UsageError(f"{where} must be true or false (no quotes), got {value!r}.")
+        return value
+    if expected is str:
+        if not isinstance(value, str):
+            raise UsageError(f"{where} must be text, got {value!r}: put it in quotes ('{value}').")
+        return value
+    if isinstance(value, bool) or (expected is int and isinstance(value, float)):
+        raise UsageError(f"{where} must be {'a whole number' if expected is int else 'a number'}, got {value!r}.")
     try:
         return expected(value)
     except ValueError:
-        raise UsageError(f"Config file {path}: {name} must be a number, got {value!r}.") from None
+        kind = "a whole number" if expected is int else "a number"
+        raise UsageError(f"{where} must be {kind}, got {value!r}.") from None
 
 
 def build_arguments(
@@ -151,12 +207,15 @@ def build_arguments(
 ) -> tuple[ModelArguments, DataTrainingArguments, PseudoKDTrainingArguments]:
     """The three argument dataclasses from the set values; their `__post_init__` checks every value.
 
-    The one place where the dataclasses are built: a `ValueError` from their checks is bad input, reported as a
-    `UsageError` with the fields it names written as flags (`alpha` -> `--alpha`).
+    The one place where the dataclasses are built, after `--regularizer_module` is imported (so that its methods can
+    be chosen): a `ValueError` from their checks is bad input, reported as a `UsageError` with the fields it names
+    written as flags (`alpha` -> `--alpha`).
     """
     if "beta" in values and "pseudo_kd_temperature" in values:
         raise UsageError("--pseudo_kd_temperature sets --beta (beta = alpha * tau): pass one of them, not both.")
     try:
+        if values.get("regularizer_module") is not None:  # registers the user's methods before they are named
+            import_regularizer_module(values["regularizer_module"])
         return HfArgumentParser(ARGUMENT_CLASSES).parse_dict(values)
     except ValueError as error:
         raise UsageError(flags_named(str(error))) from None
@@ -199,8 +258,9 @@ def apply_preset(values: dict[str, Any], task: GlueTask) -> dict[str, Any]:
     if user_set_beta:
         settings.append("beta/tau yours")
     elif reading == "temperature":
+        beta = beta_from_temperature(alpha, preset.beta)
         settings.append(
-            f"beta={alpha * preset.beta:g} (paper's beta column {preset.beta:g} read as the temperature "
+            f"beta={beta:g} (paper's beta column {preset.beta:g} read as the temperature "
             f"tau = beta / alpha; --paper_beta_reading literal for beta={preset.beta:g})"
         )
     else:

@@ -8,6 +8,7 @@ parts, keeps the method's columns, and saves the method's state in checkpoints. 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from typing import Any
@@ -16,11 +17,11 @@ import datasets
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from transformers import PreTrainedModel, Trainer
+from transformers import PreTrainedModel, Trainer, TrainerCallback
 from transformers.utils import logging
 
-from .config import PseudoKDTrainingArguments
-from .fast_step import FastStepMixin
+from .config import DEFAULT_BETA, PseudoKDTrainingArguments
+from .fast_step import FastStepMixin, apply_fast_step_arguments
 from .losses import LossParts, gold_loss, reduce_kept, split_ignored
 from .regularizers import Regularizer, get_regularizer
 from .teacher import TEACHER_LOGITS_COLUMN, prepare_teacher
@@ -74,27 +75,66 @@ class PseudoKDTrainer(FastStepMixin, Trainer):
             )
         if kwargs.get("compute_loss_func") is not None:
             raise ValueError("PseudoKDTrainer computes its own loss: drop compute_loss_func.")
+        _adapt_arguments(args)
         super().__init__(model, args, *trainer_args, **kwargs)
         # compute_loss normalises by `num_items_in_batch` itself; this makes the Trainer count it for every model.
         self.model_accepts_loss_kwargs = True
-        method = get_regularizer(args.regularization)
-        if teacher_model is not None and not method.uses_teacher:
-            raise ValueError(
-                f"teacher_model is used only by a method that runs a teacher (kd); regularization="
-                f"{args.regularization!r} runs none: drop teacher_model."
-            )
+        if teacher_model is not None:
+            _check_runs_teacher(args.regularization)
         self.teacher_model, self.teacher_label_order = None, None
         if teacher_model is not None:
             self.teacher_model, self.teacher_label_order = prepare_teacher(teacher_model, self)
+        self._search_base: dict[str, Any] | None = None  # the settings before the first trial (hyperparameter_search)
+        self._regularizer_callbacks: list[TrainerCallback] = []
+        self._build_regularizer()
+
+    def _build_regularizer(self) -> None:
+        """`self.regularizer` from `self.args`, set up afresh on the current model; drops a previous one's callbacks.
+
+        On a regression head (num_labels=1), a method that reshapes a classification target trains on the MSE.
+        """
+        for callback in self._regularizer_callbacks:
+            self.remove_callback(callback)
+        method = get_regularizer(self.args.regularization)
+        if self.teacher_model is not None:
+            _check_runs_teacher(self.args.regularization)
         if self.accelerator.unwrap_model(self.model).config.num_labels == 1 and not method.supports_regression:
             logger.warning(
-                f"regularization={args.regularization!r} does not apply to a regression head (num_labels=1): "
+                f"regularization={self.args.regularization!r} does not apply to a regression head (num_labels=1): "
                 "training on the MSE to the gold score."
             )
             method = get_regularizer("none")
-        self.regularizer: Regularizer = method(args)
+        callbacks = list(self.callback_handler.callbacks)
+        self.regularizer: Regularizer = method(self.args)
         self.regularizer.setup(self)
+        self._regularizer_callbacks = [item for item in self.callback_handler.callbacks if item not in callbacks]
         self._part_totals: torch.Tensor | None = None  # on device: [gold loss sum, regulariser part sum, kept rows]
+
+    # ---- hyperparameter search --------------------------------------------------------------------------------
+
+    def _hp_search_setup(self, trial: Any) -> None:
+        """A trial of `hyperparameter_search` is a fresh run with its settings: the Trainer sets the trial's values on
+        `args` (in place, after `model_init`); this first restores the settings every trial starts from, then checks
+        the result as building the arguments would (`check_settings`, so a searched `pseudo_kd_temperature` sets
+        `beta` and an out-of-range value is refused before the first step), and rebuilds the method from it, with
+        fresh state (PS-KD's table, Beta smoothing's EMA model of the new model)."""
+        searching = self.hp_search_backend is not None and trial is not None
+        if searching:
+            self._restore_search_base()
+        super()._hp_search_setup(trial)
+        if searching:
+            self.args.check_settings()
+            self._build_regularizer()
+
+    def _restore_search_base(self) -> None:
+        """Put back the settings as they were before the first trial (a trial's values do not leak into the next)."""
+        names = [setting.name for setting in dataclasses.fields(self.args) if setting.init]
+        if self._search_base is None:
+            self._search_base = {name: getattr(self.args, name) for name in names}
+        for name, value in self._search_base.items():
+            setattr(self.args, name, value)
+        if self.args.pseudo_kd_temperature is not None:  # beta was derived from it: derive it again for the trial
+            self.args.beta = DEFAULT_BETA
 
     # ---- data -------------------------------------------------------------------------------------------------
 
@@ -232,3 +272,26 @@ class PseudoKDTrainer(FastStepMixin, Trainer):
             self.regularizer.restart_state(self.accelerator.unwrap_model(self.model))
             return
         self.regularizer.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+
+
+def _check_runs_teacher(regularization: str) -> None:
+    if not get_regularizer(regularization).uses_teacher:
+        raise ValueError(
+            f"teacher_model is used only by a method that runs a teacher (kd); regularization={regularization!r} "
+            "runs none: drop teacher_model."
+        )
+
+
+def _adapt_arguments(args: PseudoKDTrainingArguments) -> None:
+    """What the arguments say, applied where it acts, before the Trainer builds its accelerator and DataLoaders:
+    no `pin_memory` without an accelerator (torch would warn at every DataLoader), and `--fast_step`'s settings."""
+    if args.use_cpu or not _has_accelerator():
+        args.dataloader_pin_memory = False
+    if args.fast_step:
+        apply_fast_step_arguments(args)
+
+
+def _has_accelerator() -> bool:
+    """What torch's DataLoader checks before it warns that `pin_memory` has nothing to pin for."""
+    accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6
+    return accelerator.is_available() if accelerator is not None else torch.cuda.is_available()

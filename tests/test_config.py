@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 
 import pytest
+import torch
 from transformers import TrainingArguments
 
-from pseudo_kd_hf import PseudoKDTrainingArguments
+from pseudo_kd_hf import PseudoKDTrainer, PseudoKDTrainingArguments
 from pseudo_kd_hf.cli import main
+from tests.helpers.tiny import tiny_bert
 from tests.test_cli import assert_one_line_error
 
 OWN_FLOAT_SETTINGS = [
@@ -21,26 +24,62 @@ OWN_FLOAT_SETTINGS = [
 
 
 @pytest.mark.parametrize(
-    ("field", "value"),
+    ("method", "field", "value"),
     [
-        ("alpha", 1.2),
-        ("alpha", -0.5),
-        ("beta", 0.0),
-        ("temperature", -1.0),
-        ("regularization", "distill"),
-        ("tf_reg_temperature", 0.0),
-        ("tf_reg_teacher_prob", 1.0),
-        ("ps_kd_alpha_T", 1.5),
-        ("cs_kd_lambda", -0.1),
-        ("cs_kd_temperature", -4.0),
-        ("beta_ls_alpha", 1.1),
-        ("beta_ls_beta", 0.0),
-        ("beta_ls_ema_decay", 1.0),
+        ("pseudo_kd", "alpha", 1.2),
+        ("ls", "alpha", -0.5),
+        ("pseudo_kd", "beta", 0.0),
+        ("kd", "temperature", -1.0),
+        ("pseudo_kd", "regularization", "distill"),
+        ("tf_reg", "tf_reg_temperature", 0.0),
+        ("tf_reg", "tf_reg_teacher_prob", 1.0),
+        ("ps_kd", "ps_kd_alpha_T", 1.5),
+        ("cs_kd", "cs_kd_lambda", -0.1),
+        ("cs_kd", "cs_kd_temperature", -4.0),
+        ("beta_ls", "beta_ls_alpha", 1.1),
+        ("beta_ls", "beta_ls_beta", 0.0),
+        ("beta_ls", "beta_ls_ema_decay", 1.0),
     ],
 )
-def test_arguments_are_validated_naming_the_field(tmp_path, field, value):
+def test_arguments_are_validated_naming_the_field(tmp_path, method, field, value):
     with pytest.raises(ValueError, match=field):
+        PseudoKDTrainingArguments(output_dir=str(tmp_path), **{"regularization": method, field: value})
+
+
+def test_only_the_chosen_methods_settings_are_range_checked(tmp_path):
+    """A setting another method owns is that method's business: out of its range, it is not refused here."""
+    args = PseudoKDTrainingArguments(output_dir=str(tmp_path), regularization="ls", ps_kd_alpha_T=1.5, beta=0.0)
+    assert (args.ps_kd_alpha_T, args.beta) == (1.5, 0.0)
+    with pytest.raises(ValueError, match="ps_kd_alpha_T must be in"):
+        PseudoKDTrainingArguments(output_dir=str(tmp_path), regularization="ps_kd", ps_kd_alpha_T=1.5)
+
+
+INHERITED_FLOATS = ["learning_rate", "max_grad_norm", "adam_beta1", "adam_beta2", "adam_epsilon", "weight_decay"]
+INHERITED_FLOATS += ["warmup_steps", "num_train_epochs", "logging_steps", "save_steps", "eval_steps"]
+
+
+@pytest.mark.parametrize("field", INHERITED_FLOATS)
+@pytest.mark.parametrize("value", [math.inf, math.nan])
+def test_inherited_float_settings_must_be_finite(tmp_path, field, value):
+    with pytest.raises(ValueError, match=rf"^{field} must be a finite number, got {value}\.$"):
         PseudoKDTrainingArguments(output_dir=str(tmp_path), **{field: value})
+
+
+@pytest.mark.parametrize("flag", ["--learning_rate", "--max_grad_norm", "--adam_beta1", "--adam_epsilon"])
+def test_a_non_finite_inherited_flag_is_one_error_line(tmp_path, capsys, flag):
+    flags = ["--task_name", "rte", "--do_train", "--output_dir", str(tmp_path / "out")]
+    for value in ("nan", "inf"):
+        assert_one_line_error(capsys, main([*flags, flag, value]), f"{flag} must be a finite number, got {value}")
+    assert not (tmp_path / "out").exists()
+
+
+def test_building_the_arguments_has_no_side_effects(tmp_path):
+    """Building the arguments imports nothing and leaves pin_memory and the fast-step settings to the trainer."""
+    args = PseudoKDTrainingArguments(output_dir=str(tmp_path), fast_step=True, regularizer_module="x.y")
+    assert args.dataloader_pin_memory is True and args.accelerator_config.non_blocking is False
+    assert "x" not in sys.modules
+    PseudoKDTrainer(model=tiny_bert(), args=args)  # applies them where they act
+    assert args.dataloader_pin_memory is torch.cuda.is_available() and args.accelerator_config.non_blocking is True
 
 
 def test_every_float_setting_is_covered():
@@ -82,5 +121,5 @@ def test_pseudo_kd_temperature_sets_beta_and_a_contradicting_beta_is_refused(tmp
     assert again.beta == pytest.approx(0.2)
     with pytest.raises(ValueError, match="pseudo_kd_temperature or beta, not both"):
         PseudoKDTrainingArguments(output_dir=str(tmp_path), alpha=0.1, beta=0.7, pseudo_kd_temperature=2.0)
-    with pytest.raises(ValueError, match="use alpha > 0"):
+    with pytest.raises(ValueError, match=r"^beta must be > 0, got 0.0"):  # beta = alpha * tau, in its bounds
         PseudoKDTrainingArguments(output_dir=str(tmp_path), alpha=0.0, pseudo_kd_temperature=2.0)

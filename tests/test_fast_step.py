@@ -219,9 +219,10 @@ def test_flop_count_is_the_trainers(tmp_path):
 
 def test_flag_sets_arguments_and_is_eager_on_cpu(tmp_path):
     args = sgd_args(str(tmp_path), fast_step=True)
-    assert args.logging_nan_inf_filter is False and args.accelerator_config.non_blocking is True
     assert sgd_args(str(tmp_path)).logging_nan_inf_filter is False  # off by default: a NaN loss stops training
     trainer = PseudoKDTrainer(model=tiny_bert(), args=args, train_dataset=ragged_dataset(4))
+    assert args.logging_nan_inf_filter is False and args.accelerator_config.non_blocking is True  # set by the trainer
+    assert trainer.accelerator.dataloader_config.non_blocking is True
     assert trainer.fast_step_plan is None  # CPU: the eager step
     assert fast_step_plan(torch.device("cuda")).compile_options == {"mode": "reduce-overhead", "dynamic": False}
     assert fast_step_plan(torch.device("cpu")) is None

@@ -79,3 +79,31 @@ def test_yaml_and_json_config_files(tmp_path: Path) -> None:
     model_args, data_args, args = build_arguments(read_arguments([str(json_file)]))
     assert (data_args.task_name, args.regularization, args.alpha, args.do_eval) == ("rte", "ls", 0.2, True)
     assert model_args.model_name_or_path == "distilroberta-base"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("alpha: [0.1, 0.2]\n", "alpha takes one value, not a list"),
+        ("seed: 7.5\n", "seed must be a whole number, got 7.5"),
+        ("output_dir: 2024\n", "output_dir must be text, got 2024"),
+        ("learning_rate: .inf\n", "--learning_rate must be a finite number, got inf"),
+        ("max_grad_norm: .nan\n", "--max_grad_norm must be a finite number, got nan"),
+        ("seed: .inf\n", "seed must be a whole number, got inf"),
+        ("do_train: null\n", "do_train needs a value, got null"),
+        ("alpha: 0.1\nseed: 3\nalpha: 0.2\n", "alpha is given twice (line 4)"),
+    ],
+)
+def test_a_bad_yaml_value_is_one_error_naming_the_key(tmp_path: Path, text: str, message: str) -> None:
+    config = tmp_path / "run.yaml"
+    config.write_text("task_name: rte\n" + text)
+    with pytest.raises(UsageError) as error:
+        build_arguments(read_arguments([str(config)]))
+    assert message in str(error.value)
+
+
+def test_a_duplicate_json_key_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "run.json"
+    config.write_text('{"task_name": "rte", "alpha": 0.1, "alpha": 0.2}')
+    with pytest.raises(UsageError, match=r"run.json: alpha is given twice; keep one"):
+        read_arguments([str(config)])

@@ -21,7 +21,9 @@ from pseudo_kd_hf import (
     register_regularizer,
     registered_regularizers,
 )
+from pseudo_kd_hf.arguments import UsageError
 from pseudo_kd_hf.cli import main
+from pseudo_kd_hf.parsing import build_arguments
 from pseudo_kd_hf.regularizers import CLASSIFICATION_ONLY, get_regularizer
 from tests.helpers.glue_models import save_tiny_student
 from tests.helpers.tiny import sgd_args, tiny_bert, tiny_dataset, trained_parameters
@@ -110,14 +112,17 @@ class ConfidencePenalty(Regularizer):
 
 
 def test_regularizer_module_by_dotted_name(tmp_path, monkeypatch):
+    """The CLI imports --regularizer_module before it builds the arguments; building them imports nothing."""
     (tmp_path / "user_regularizers_dotted.py").write_text(REGULARIZER_FILE.format(name="dotted_penalty"))
     monkeypatch.syspath_prepend(str(tmp_path))
-    args = PseudoKDTrainingArguments(
-        output_dir=str(tmp_path), regularizer_module="user_regularizers_dotted", regularization="dotted_penalty"
-    )
+    values = {"task_name": "rte", "output_dir": str(tmp_path), "regularization": "dotted_penalty"}
+    values_without_task = {name: value for name, value in values.items() if name != "task_name"}
+    with pytest.raises(ValueError, match="regularization must be one of"):
+        PseudoKDTrainingArguments(**values_without_task, regularizer_module="user_regularizers_dotted")
+    _, _, args = build_arguments({**values, "regularizer_module": "user_regularizers_dotted"})
     assert args.regularization in registered_regularizers()
-    with pytest.raises(ValueError, match="regularizer_module no_such_module_here: no module named"):
-        PseudoKDTrainingArguments(output_dir=str(tmp_path), regularizer_module="no_such_module_here")
+    with pytest.raises(UsageError, match="--regularizer_module no_such_module_here: no module named"):
+        build_arguments({**values, "regularizer_module": "no_such_module_here"})
     sys.modules.pop("user_regularizers_dotted", None)
 
 

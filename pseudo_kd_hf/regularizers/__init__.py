@@ -7,7 +7,6 @@ pseudo_kd), then its teacher-free baselines (tf_reg, ps_kd, cs_kd, beta_ls).
 from . import none, ls, kd, pseudo_kd, tf_reg, ps_kd, cs_kd, beta_ls  # noqa: F401, I001  (registration order)
 from .base import (
     Regularizer,
-    check_bounds,
     get_regularizer,
     import_regularizer_module,
     register_regularizer,
@@ -31,7 +30,6 @@ __all__ = [
     "EMAUpdateCallback",
     "PreviousPredictions",
     "Regularizer",
-    "check_bounds",
     "get_regularizer",
     "import_regularizer_module",
     "register_regularizer",

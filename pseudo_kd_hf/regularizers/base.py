@@ -13,9 +13,9 @@ is common to every method: it drops the rows labelled -100 (they reach `per_exam
 values are zeroed), reduces the per-example loss over the whole accumulated batch (gradient accumulation and DDP
 included), logs the loss parts and checkpoints the method's state. A method owns the rest, through these hooks:
 
-- `check_arguments(args)` (class method): called by `PseudoKDTrainingArguments.__post_init__` when the method is
-  chosen; `bounds` (class attribute) declares the settings the method owns and their ranges, checked for every
-  registered method whichever is chosen.
+- `bounds` (class attribute): the settings the method owns and their ranges; `check_arguments(args)` (class
+  method): any other check. Both run (`check_settings`) when `PseudoKDTrainingArguments` are built with the method
+  chosen, and for each trial of `hyperparameter_search`.
 - `setup(trainer)`: once, at the end of `PseudoKDTrainer.__init__` (build state, add callbacks, read the data).
 - `train_dataloader(trainer)`: a DataLoader of the method's own batches, or None for the Trainer's.
 - `per_example_loss(logits, labels, batch)`: every training micro-batch (never in evaluation).
@@ -31,7 +31,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
-import math
 import os
 import sys
 from collections.abc import Callable
@@ -84,6 +83,15 @@ class Regularizer:
     def __init__(self, args: PseudoKDTrainingArguments) -> None:
         self.args = args
         self.trainer: PseudoKDTrainer | None = None
+
+    @classmethod
+    def check_settings(cls, args: PseudoKDTrainingArguments) -> None:
+        """The method's settings in their `bounds`, then `check_arguments` (the arguments checked them finite)."""
+        for field_name, (valid, bound) in cls.bounds.items():
+            value = getattr(args, field_name)
+            if not valid(value):
+                raise ValueError(f"{field_name} must be {bound}, got {value}.")
+        cls.check_arguments(args)
 
     @classmethod
     def check_arguments(cls, args: PseudoKDTrainingArguments) -> None:
@@ -167,15 +175,6 @@ def get_regularizer(name: str) -> type[Regularizer]:
             "with @register_regularizer and import its module first, e.g. --regularizer_module my_pkg.my_reg)."
         )
     return _REGISTRY[name]
-
-
-def check_bounds(args: Any) -> None:
-    """Every registered method's settings in range (a setting is checked whichever method is chosen)."""
-    for cls in _REGISTRY.values():
-        for field_name, (valid, bound) in cls.bounds.items():
-            value = getattr(args, field_name)
-            if not (math.isfinite(value) and valid(value)):
-                raise ValueError(f"{field_name} must be {bound}, got {value}.")
 
 
 def import_regularizer_module(module: str) -> None:

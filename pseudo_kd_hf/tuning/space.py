@@ -24,6 +24,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from optuna.trial import BaseTrial
 
 from ..arguments import ARGUMENT_CLASSES
+from ..config import beta_from_temperature
 
 TAU = "tau"
 TEMPERATURE_NAMES = {TAU, "beta", "pseudo_kd_temperature"}  # three ways to set one thing: a space names one at most
@@ -139,7 +140,7 @@ def runner_values(params: Mapping[str, Any], fixed: Mapping[str, Any]) -> dict[s
     values = {name: value for name, value in params.items() if name != TAU}
     if TAU in params:
         alpha = values.get("alpha", fixed.get("alpha", RUNNER_FIELDS["alpha"].default))
-        values["beta"] = float(alpha) * params[TAU]
+        values["beta"] = beta_from_temperature(float(alpha), params[TAU])
     return values
 
 
