@@ -30,10 +30,11 @@ from transformers import (
     set_seed,
 )
 
-from .arguments import ALL_TASKS, DataTrainingArguments, ModelArguments, UsageError
+from .arguments import ALL_TASKS, DataTrainingArguments, ModelArguments
 from .checks import check_task
 from .config import PseudoKDTrainingArguments
 from .custom_data import DataFileError
+from .errors import UsageError
 from .glue.data import HELDOUT_SPLIT, GlueDataError
 from .glue.metrics import NonFinitePredictionsError, compute_metrics_fn
 from .glue.tasks import AX_PREDICTED_BY

@@ -340,7 +340,7 @@ def test_a_log_written_to_a_file_has_no_escape_codes_or_pin_memory_warnings(stud
 
 def test_submit_summary_counts_one_file_in_the_singular(tmp_path: Path, capsys) -> None:
     from pseudo_kd_hf.glue.submission import write_leaderboard_file
-    from pseudo_kd_hf.suite import submit_main
+    from pseudo_kd_hf.submit import main as submit_main
 
     run = write_leaderboard_file("rte", [0, 1] * 1500, tmp_path / "runs" / "rte").parent
     assert submit_main([str(run), "--output_dir", str(tmp_path / "submission"), "--fill_missing"]) == 0

@@ -1,0 +1,39 @@
+"""Lazy package exports: a package names what it exports, and the submodule holding a name is imported on first use.
+
+Why our own ten lines and not `transformers.utils.import_utils._LazyModule` (which TRL vendors as its own copy in
+`trl/import_utils.py`): importing that module runs `transformers/__init__.py` and its dependency checks, about 570
+modules and several seconds on a loaded CPU, which is the cost this laziness exists to avoid; and `_LazyModule`
+replaces the package in `sys.modules` by an instance of its own class, with backend bookkeeping this package has no
+use for. PEP 562's module `__getattr__` and `__dir__` give the same behaviour with the package left a plain module:
+`from pseudo_kd_hf import PseudoKDTrainer` imports `pseudo_kd_hf.trainer` (and so torch) then, not before, and
+`import pseudo_kd_hf.glue.tasks` imports only the table. The packages repeat their exports as imports under
+`if TYPE_CHECKING:` so that type checkers and IDEs see the real objects.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+
+def lazy_exports(
+    package: str, exports: Mapping[str, Iterable[str]]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """The `__getattr__` and `__dir__` of `package`, where `exports` maps each submodule (relative, e.g.
+    ``".trainer"``) to the names it exports, as transformers' `_import_structure` does. A name is imported once:
+    it is then set on the package like any attribute."""
+    module_of = {name: module for module, names in exports.items() for name in names}
+
+    def __getattr__(name: str) -> Any:
+        if name not in module_of:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module_of[name], package), name)
+        setattr(sys.modules[package], name, value)
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*vars(sys.modules[package]), *module_of})
+
+    return __getattr__, __dir__
