@@ -16,7 +16,7 @@ from .arguments import SUITE_TASKS
 from .config import PseudoKDTrainingArguments
 from .errors import UsageError
 from .glue.data import load_glue_task, missing_splits, required_splits
-from .glue.metrics import check_finite_predictions
+from .glue.finite import check_finite_predictions
 from .glue.submission import SubmissionError, package_submission, write_atomically, write_leaderboard_file
 from .glue.tasks import METRIC_KEYS, SUBMISSION_FILES, TASKS
 

@@ -16,7 +16,8 @@ import pytest
 from pseudo_kd_hf import PseudoKDTrainingArguments, cli
 from pseudo_kd_hf.cli import main
 from pseudo_kd_hf.custom_data import CustomTask
-from pseudo_kd_hf.glue.metrics import NonFinitePredictionsError, compute_custom_metrics
+from pseudo_kd_hf.glue.finite import NonFinitePredictionsError
+from pseudo_kd_hf.glue.metrics import compute_custom_metrics
 from pseudo_kd_hf.parsing import build_arguments, read_arguments
 from pseudo_kd_hf.regularizers import get_regularizer
 from pseudo_kd_hf.suite import write_predict_results

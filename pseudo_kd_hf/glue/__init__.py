@@ -10,7 +10,8 @@ from ..lazy import lazy_exports
 
 if TYPE_CHECKING:
     from .data import GlueDataError, load_glue_task, missing_splits, required_splits
-    from .metrics import NonFinitePredictionsError, compute_glue_metrics, glue_compute_metrics_fn
+    from .finite import NonFinitePredictionsError
+    from .metrics import compute_glue_metrics, glue_compute_metrics_fn
     from .submission import (
         SubmissionError,
         SubmissionSummary,
@@ -45,7 +46,8 @@ __all__ = [
 
 EXPORTS = {
     ".data": ("GlueDataError", "load_glue_task", "missing_splits", "required_splits"),
-    ".metrics": ("NonFinitePredictionsError", "compute_glue_metrics", "glue_compute_metrics_fn"),
+    ".finite": ("NonFinitePredictionsError",),
+    ".metrics": ("compute_glue_metrics", "glue_compute_metrics_fn"),
     ".submission": (
         "SubmissionError",
         "SubmissionSummary",

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .metrics import check_finite_predictions
+from .finite import check_finite_predictions
 from .tasks import STSB_RANGE, SUBMISSION_FILES, SUBMISSION_HEADER, TASKS, SubmissionFile
 
 SUBMISSION_ZIP = "submission.zip"

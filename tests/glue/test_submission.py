@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from pseudo_kd_hf.glue import submission
-from pseudo_kd_hf.glue.metrics import NonFinitePredictionsError
+from pseudo_kd_hf.glue.finite import NonFinitePredictionsError
 from pseudo_kd_hf.glue.submission import (
     FILLED_NOTE,
     SUBMISSION_ZIP,
