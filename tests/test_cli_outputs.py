@@ -1,4 +1,4 @@
-"""pseudo-kd-glue as a run_glue.py user expects it: own data files, prediction files, --help, logs (issue 12)."""
+"""pseudo-kd-glue as a run_glue.py user expects it: own data files, prediction files, --help, logs."""
 
 from __future__ import annotations
 

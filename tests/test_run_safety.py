@@ -1,4 +1,4 @@
-"""What a crash, a rerun, a second run into one folder, a diverged model and bad input do (issue 10; disk: issue 12)."""
+"""What a crash, a rerun, a second run into one folder, a diverged model and bad input do, and the disk they use."""
 
 from __future__ import annotations
 
