@@ -63,6 +63,12 @@ def test_the_package_and_the_glue_table_load_no_heavy_library(statement):
     assert loaded == []
 
 
+def test_submodules_are_attributes_of_the_lazy_package():
+    loaded, result = heavy_modules_loaded("import pseudo_kd_hf\nassert 'rte' in pseudo_kd_hf.glue.tasks.TASKS")
+    assert result.returncode == 0, result.stderr
+    assert loaded == []
+
+
 def test_submit_help_loads_no_heavy_library():
     loaded, result = heavy_modules_loaded(submit_entry_point(), "--help")
     assert result.returncode == 0, result.stderr
