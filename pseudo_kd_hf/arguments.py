@@ -1,5 +1,5 @@
 """The runner's arguments, as in run_glue.py: `ModelArguments` and `DataTrainingArguments` (the method's settings are
-`PseudoKDTrainingArguments`, in `config.py`), and `UsageError`, the one-line error for bad input.
+`PseudoKDTrainingArguments`, in `config.py`).
 
 `HfArgumentParser` turns the three dataclasses into flags; `pseudo_kd_hf.parsing` reads them from argv or a file.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .config import PseudoKDTrainingArguments
+from .errors import UsageError
 from .glue.tasks import AX_PREDICTED_BY, TASKS, get_task
 
 ALL_TASKS = "all"  # --task_name all: the suite
@@ -17,17 +18,6 @@ PRESETS = ("paper",)
 # (sections 4.1 and 4.3 search and discuss the same {1.5, 2.5, 4} pool as "beta/alpha", the temperature), or as is.
 PAPER_BETA_READINGS = ("temperature", "literal")
 SUITE_TASKS = tuple(task for task in TASKS.values() if "train" in task.files)  # AX comes with the MNLI run
-
-
-class UsageError(Exception):
-    """Bad user input, found before any training: one `error: ...` line on stderr naming the flag, exit code 2.
-
-    Raised only where input is validated; errors from datasets, tokenizers, torch or the Trainer keep their type
-    (and their traceback).
-    """
-
-    def __init__(self, message: str) -> None:
-        super().__init__(" ".join(str(message).split()))
 
 
 @dataclass

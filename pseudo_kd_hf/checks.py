@@ -8,8 +8,9 @@ from pathlib import Path
 from huggingface_hub import constants as hub_constants
 from huggingface_hub import is_offline_mode
 
-from .arguments import DataTrainingArguments, ModelArguments, UsageError
+from .arguments import DataTrainingArguments, ModelArguments
 from .config import PseudoKDTrainingArguments
+from .errors import UsageError
 from .glue.data import missing_splits
 from .glue.tasks import get_task
 from .regularizers import get_regularizer, registered_regularizers

@@ -30,12 +30,14 @@ from transformers import (
     set_seed,
 )
 
-from .arguments import ALL_TASKS, DataTrainingArguments, ModelArguments, UsageError
+from .arguments import ALL_TASKS, DataTrainingArguments, ModelArguments
 from .checks import check_task
 from .config import PseudoKDTrainingArguments
 from .custom_data import DataFileError
+from .errors import UsageError
 from .glue.data import HELDOUT_SPLIT, GlueDataError
-from .glue.metrics import NonFinitePredictionsError, compute_metrics_fn
+from .glue.finite import NonFinitePredictionsError
+from .glue.metrics import compute_metrics_fn
 from .glue.tasks import AX_PREDICTED_BY
 from .parsing import build_arguments, read_arguments, task_arguments
 from .plain_logs import plain_text_when_not_a_terminal

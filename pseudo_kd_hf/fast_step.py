@@ -38,11 +38,13 @@ import torch
 from torch import nn
 from transformers.utils import logging
 
+from .losses import IGNORE_INDEX
+from .regularizers.base import LABEL_COLUMNS
+
 logger = logging.get_logger(__name__)
 
 BUCKET_MULTIPLE = 32  # buckets: 32, 64, 96, 128, then powers of two (256, 512, ...)
 LINEAR_BUCKETS_UP_TO = 128
-IGNORE_INDEX = -100  # the label of a padding row, ignored by every loss and by `num_items_in_batch`
 SEQUENCE_KEYS = ("input_ids", "attention_mask", "token_type_ids", "special_tokens_mask")
 # Dynamo recompiles once per bucket shape; its default limit of 8 per function would send a run with many buckets
 # (or a process that trains several models) back to eager mode silently.
@@ -99,7 +101,7 @@ def pad_to_static_shape(
 
 
 def _padding_rows(key: str, value: torch.Tensor, count: int, pad_token_id: int) -> torch.Tensor:
-    if key in ("labels", "label", "label_ids"):
+    if key in LABEL_COLUMNS:  # a padding row: ignored by every loss and by `num_items_in_batch`
         return value.new_full((count, *value.shape[1:]), IGNORE_INDEX)
     if key == "input_ids":
         return value.new_full((count, *value.shape[1:]), pad_token_id)

@@ -20,14 +20,9 @@ from typing import Any
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
-from .arguments import (
-    ARGUMENT_CLASSES,
-    DataTrainingArguments,
-    ModelArguments,
-    UsageError,
-    suite_task_name,
-)
+from .arguments import ARGUMENT_CLASSES, DataTrainingArguments, ModelArguments, suite_task_name
 from .config import PseudoKDTrainingArguments, beta_from_temperature
+from .errors import UsageError
 from .glue.tasks import GlueTask, PaperPreset, get_task
 from .regularizers import import_regularizer_module
 

@@ -11,10 +11,9 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from .arguments import DataTrainingArguments, UsageError
+from .arguments import DataTrainingArguments
 from .config import PseudoKDTrainingArguments
-from .custom_data import CustomTask
-from .glue.tasks import GlueTask
+from .errors import UsageError
 from .regularizers import get_regularizer
 from .run_dir import (
     LOCK_FILE_NAME,
@@ -26,11 +25,10 @@ from .run_dir import (
     output_dir_lock,
 )
 from .suite import ALL_RESULTS
+from .task_data import Task
 from .trainer import REGULARIZER_STATE_NAME
 
 logger = logging.getLogger(__name__)
-
-Task = GlueTask | CustomTask  # a GLUE task, or one read from --train_file
 
 
 @contextmanager

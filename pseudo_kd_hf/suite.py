@@ -1,12 +1,10 @@
-"""`--task_name all`, leaderboard files and `pseudo-kd-glue-submit`: every GLUE task in turn, its test predictions in
-the leaderboard's format, one submission zip and one results table."""
+"""`--task_name all` and leaderboard files: every GLUE task in turn, its test predictions in the leaderboard's format,
+one submission zip and one results table (`pseudo-kd-glue-submit`, in `submit.py`, packages runs' files by hand)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,23 +12,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from datasets import Dataset
 
-from .arguments import SUITE_TASKS, UsageError
+from .arguments import SUITE_TASKS
 from .config import PseudoKDTrainingArguments
+from .errors import UsageError
 from .glue.data import load_glue_task, missing_splits, required_splits
-from .glue.metrics import check_finite_predictions
-from .glue.submission import (
-    OutputFolderError,
-    SubmissionError,
-    collect_leaderboard_files,
-    package_submission,
-    validate_submission,
-    write_leaderboard_file,
-)
-from .glue.submission import _write_atomically as write_atomically  # one atomic writer for every result file
+from .glue.finite import check_finite_predictions
+from .glue.submission import SubmissionError, package_submission, write_atomically, write_leaderboard_file
 from .glue.tasks import METRIC_KEYS, SUBMISSION_FILES, TASKS
 
 if TYPE_CHECKING:
-    from .glue.submission import SubmissionSummary
     from .trainer import PseudoKDTrainer
 
 logger = logging.getLogger(__name__)
@@ -172,71 +162,3 @@ def write_predict_results(path: Path, logits: np.ndarray, label_names: Sequence[
     text = "index\tprediction\n" + "".join(f"{index}\t{value}\n" for index, value in enumerate(column))
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, text.encode("utf-8"))
-
-
-# ---- pseudo-kd-glue-submit -----------------------------------------------------------------------------------------
-
-
-def submit_main(argv: Sequence[str] | None = None) -> int:
-    """`pseudo-kd-glue-submit`: gather runs' leaderboard files into one validated GLUE submission zip."""
-    parser = argparse.ArgumentParser(
-        prog="pseudo-kd-glue-submit",
-        description="Collect the leaderboard files (CoLA.tsv, ..., AX.tsv) that pseudo-kd-glue --do_predict wrote "
-        "into run folders, check them, and write the eleven files plus submission.zip for gluebenchmark.com.",
-    )
-    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="Run folders, searched recursively.")
-    parser.add_argument(
-        "--output_dir", required=True, help="Where to write the submission, e.g. glue_submissions/NAME."
-    )
-    parser.add_argument(
-        "--fill_missing",
-        action="store_true",
-        help="Fill files no run wrote with the majority training class (STS-B: mean score); listed in FILLED.txt.",
-    )
-    parser.add_argument("--overwrite", action="store_true", help="Replace a submission already in --output_dir.")
-    args = parser.parse_args(argv)
-    try:
-        summary = _package(args)
-    except UsageError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    rows = [("file", "source", "rows")]
-    for key, entry in SUBMISSION_FILES.items():
-        source = str(summary.sources[key]) if key in summary.sources else f"filled: {summary.filled[key]}"
-        rows.append((entry.file_name, source, str(entry.num_rows)))
-    widths = [max(len(row[column]) for row in rows) for column in range(2)]
-    for name, source, count in rows:
-        print(f"{name:<{widths[0]}}  {source:<{widths[1]}}  {count:>5}")
-    problems = validate_submission(summary.zip_path)
-    for problem in problems:
-        print(f"error: {problem}", file=sys.stderr)
-    if problems:
-        return 1
-    from_runs = f"{len(summary.sources)} file{'' if len(summary.sources) == 1 else 's'} from runs"
-    print(f"Wrote {summary.zip_path} ({from_runs}, {len(summary.filled)} filled).")
-    return 0
-
-
-def _package(args: argparse.Namespace) -> SubmissionSummary:
-    """`package_submission` with its bad-input errors as `UsageError`s naming the flags as typed."""
-    try:
-        if not args.fill_missing:
-            missing = set(SUBMISSION_FILES) - set(collect_leaderboard_files(args.run_dirs))
-            if missing:
-                names = ", ".join(entry.file_name for key, entry in SUBMISSION_FILES.items() if key in missing)
-                raise UsageError(
-                    f"No run wrote {names}: the leaderboard needs all eleven files; pass the runs that wrote them, "
-                    "or --fill_missing to fill them with majority-class placeholders."
-                )
-        return package_submission(
-            args.run_dirs, args.output_dir, fill_missing=args.fill_missing, overwrite=args.overwrite
-        )
-    except OutputFolderError as error:
-        raise UsageError(f"--output_dir {args.output_dir}: {error}") from None
-    except SubmissionError as error:
-        raise UsageError(str(error)) from None
-    except FileExistsError:
-        raise UsageError(
-            f"--output_dir {args.output_dir} already holds a submission: pass --overwrite to replace it, or choose "
-            "another folder."
-        ) from None

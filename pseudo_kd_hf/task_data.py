@@ -11,9 +11,10 @@ import logging
 from datasets import Dataset, DatasetDict
 from transformers import PreTrainedTokenizerBase
 
-from .arguments import DataTrainingArguments, UsageError
+from .arguments import DataTrainingArguments
 from .config import PseudoKDTrainingArguments
 from .custom_data import CustomTask, load_data_files
+from .errors import UsageError
 from .glue.data import HELDOUT_SPLIT, heldout_split, load_glue_task, required_splits
 from .glue.tasks import GlueTask, get_task
 

@@ -37,8 +37,8 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from .arguments import UsageError
 from .checks import check_local_path
+from .errors import UsageError
 from .glue.data import GlueDataError, load_glue_task
 from .glue.tasks import get_task
 from .teacher import (

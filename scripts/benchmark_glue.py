@@ -38,8 +38,8 @@ from typing import Any
 import torch
 from benchmark_glue_report import METHODS, TASKS, raw_path, storage_url, subset_tag, write_report  # beside this file
 
-from pseudo_kd_hf.arguments import UsageError
 from pseudo_kd_hf.cli import main as run_glue
+from pseudo_kd_hf.errors import UsageError
 from pseudo_kd_hf.glue.data import load_glue_task
 from pseudo_kd_hf.glue.tasks import get_task
 from pseudo_kd_hf.regularizers import CLASSIFICATION_ONLY

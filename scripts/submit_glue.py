@@ -3,7 +3,7 @@
 
 import sys
 
-from pseudo_kd_hf.suite import submit_main
+from pseudo_kd_hf.submit import main
 
 if __name__ == "__main__":
-    sys.exit(submit_main())
+    sys.exit(main())

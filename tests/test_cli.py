@@ -15,7 +15,7 @@ from pseudo_kd_hf import cli, run_folder
 from pseudo_kd_hf.cli import main
 from pseudo_kd_hf.glue.tasks import SUBMISSION_FILES
 from pseudo_kd_hf.parsing import build_arguments, read_arguments
-from pseudo_kd_hf.suite import submit_main
+from pseudo_kd_hf.submit import main as submit_main
 from pseudo_kd_hf.teacher_file import main as teacher_logits_main
 from tests.helpers.glue_models import TEACHER_WORDS, save_tiny_student, save_tiny_teacher
 

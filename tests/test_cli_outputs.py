@@ -1,4 +1,4 @@
-"""pseudo-kd-glue as a run_glue.py user expects it: own data files, prediction files, --help, logs (issue 12)."""
+"""pseudo-kd-glue as a run_glue.py user expects it: own data files, prediction files, --help, logs."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ import pytest
 from pseudo_kd_hf import PseudoKDTrainingArguments, cli
 from pseudo_kd_hf.cli import main
 from pseudo_kd_hf.custom_data import CustomTask
-from pseudo_kd_hf.glue.metrics import NonFinitePredictionsError, compute_custom_metrics
+from pseudo_kd_hf.glue.finite import NonFinitePredictionsError
+from pseudo_kd_hf.glue.metrics import compute_custom_metrics
 from pseudo_kd_hf.parsing import build_arguments, read_arguments
 from pseudo_kd_hf.regularizers import get_regularizer
 from pseudo_kd_hf.suite import write_predict_results
@@ -340,7 +341,7 @@ def test_a_log_written_to_a_file_has_no_escape_codes_or_pin_memory_warnings(stud
 
 def test_submit_summary_counts_one_file_in_the_singular(tmp_path: Path, capsys) -> None:
     from pseudo_kd_hf.glue.submission import write_leaderboard_file
-    from pseudo_kd_hf.suite import submit_main
+    from pseudo_kd_hf.submit import main as submit_main
 
     run = write_leaderboard_file("rte", [0, 1] * 1500, tmp_path / "runs" / "rte").parent
     assert submit_main([str(run), "--output_dir", str(tmp_path / "submission"), "--fill_missing"]) == 0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pseudo_kd_hf.arguments import UsageError
+from pseudo_kd_hf.errors import UsageError
 from pseudo_kd_hf.glue.tasks import get_task
 from pseudo_kd_hf.parsing import apply_preset, build_arguments, read_arguments
 

@@ -21,7 +21,7 @@ from pseudo_kd_hf.arguments import ARGUMENT_CLASSES
 from pseudo_kd_hf.glue.submission import validate_submission, write_leaderboard_file
 from pseudo_kd_hf.glue.tasks import get_task
 from pseudo_kd_hf.parsing import apply_preset, build_arguments, read_arguments
-from pseudo_kd_hf.suite import submit_main
+from pseudo_kd_hf.submit import main as submit_main
 from pseudo_kd_hf.teacher_file import TeacherLogitsArguments
 from pseudo_kd_hf.tuning import sweep
 from pseudo_kd_hf.tuning.space import build_space, read_space_text

@@ -1,4 +1,4 @@
-"""What a crash, a rerun, a second run into one folder, a diverged model and bad input do (issue 10; disk: issue 12)."""
+"""What a crash, a rerun, a second run into one folder, a diverged model and bad input do, and the disk they use."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from pseudo_kd_hf.glue.submission import write_leaderboard_file
 from pseudo_kd_hf.glue.tasks import get_task
 from pseudo_kd_hf.parsing import build_arguments, read_arguments
 from pseudo_kd_hf.run_dir import LOCK_FILE_NAME
-from pseudo_kd_hf.suite import submit_main
+from pseudo_kd_hf.submit import main as submit_main
 from pseudo_kd_hf.trainer import REGULARIZER_STATE_NAME, TrainingDivergedError
 from tests.helpers.glue_models import save_tiny_student
 from tests.helpers.tiny import sgd_args, tiny_bert, tiny_dataset

@@ -10,7 +10,7 @@ import pytest
 
 from pseudo_kd_hf.cli import main
 from pseudo_kd_hf.glue.submission import validate_submission, write_leaderboard_file
-from pseudo_kd_hf.suite import submit_main
+from pseudo_kd_hf.submit import main as submit_main
 from tests.helpers.glue_models import save_tiny_student
 from tests.test_cli import assert_one_line_error, leaderboard_rows, run_flags, write_cola, write_wnli
 

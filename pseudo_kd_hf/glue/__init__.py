@@ -1,19 +1,63 @@
-"""GLUE for Pseudo-KD: the task registry, offline/Hub loading, local metrics and leaderboard submissions."""
+"""GLUE for Pseudo-KD: the task registry, offline/Hub loading, local metrics and leaderboard submissions.
 
-from .data import GlueDataError as GlueDataError
-from .data import load_glue_task as load_glue_task
-from .data import missing_splits as missing_splits
-from .data import required_splits as required_splits
-from .metrics import NonFinitePredictionsError as NonFinitePredictionsError
-from .metrics import compute_glue_metrics as compute_glue_metrics
-from .metrics import glue_compute_metrics_fn as glue_compute_metrics_fn
-from .submission import SubmissionError as SubmissionError
-from .submission import SubmissionSummary as SubmissionSummary
-from .submission import collect_leaderboard_files as collect_leaderboard_files
-from .submission import package_submission as package_submission
-from .submission import read_leaderboard_file as read_leaderboard_file
-from .submission import validate_submission as validate_submission
-from .submission import write_leaderboard_file as write_leaderboard_file
-from .submission import write_submission as write_submission
-from .tasks import get_task as get_task
-from .tasks import text_columns as text_columns
+The names below are imported on first use (`pseudo_kd_hf.lazy`): the task table and the submission writer load
+neither torch, transformers nor datasets.
+"""
+
+from typing import TYPE_CHECKING
+
+from ..lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from .data import GlueDataError, load_glue_task, missing_splits, required_splits
+    from .finite import NonFinitePredictionsError
+    from .metrics import compute_glue_metrics, glue_compute_metrics_fn
+    from .submission import (
+        SubmissionError,
+        SubmissionSummary,
+        collect_leaderboard_files,
+        package_submission,
+        read_leaderboard_file,
+        validate_submission,
+        write_leaderboard_file,
+        write_submission,
+    )
+    from .tasks import get_task, text_columns
+
+__all__ = [
+    "GlueDataError",
+    "NonFinitePredictionsError",
+    "SubmissionError",
+    "SubmissionSummary",
+    "collect_leaderboard_files",
+    "compute_glue_metrics",
+    "get_task",
+    "glue_compute_metrics_fn",
+    "load_glue_task",
+    "missing_splits",
+    "package_submission",
+    "read_leaderboard_file",
+    "required_splits",
+    "text_columns",
+    "validate_submission",
+    "write_leaderboard_file",
+    "write_submission",
+]
+
+EXPORTS = {
+    ".data": ("GlueDataError", "load_glue_task", "missing_splits", "required_splits"),
+    ".finite": ("NonFinitePredictionsError",),
+    ".metrics": ("compute_glue_metrics", "glue_compute_metrics_fn"),
+    ".submission": (
+        "SubmissionError",
+        "SubmissionSummary",
+        "collect_leaderboard_files",
+        "package_submission",
+        "read_leaderboard_file",
+        "validate_submission",
+        "write_leaderboard_file",
+        "write_submission",
+    ),
+    ".tasks": ("get_task", "text_columns"),
+}
+__getattr__, __dir__ = lazy_exports(__name__, EXPORTS)

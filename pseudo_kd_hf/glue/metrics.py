@@ -13,6 +13,7 @@ import numpy as np
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import f1_score, matthews_corrcoef
 
+from .finite import check_finite_predictions
 from .tasks import METRIC_KEYS, STSB_RANGE, GlueTask, get_task
 
 if TYPE_CHECKING:
@@ -22,27 +23,6 @@ if TYPE_CHECKING:
 
 # Your own data (--train_file, no --task_name): accuracy and macro-F1, or Pearson and Spearman for regression.
 CUSTOM_METRIC_KEYS = {"classification": ("accuracy", "macro_f1"), "regression": ("pearson", "spearmanr")}
-
-
-class NonFinitePredictionsError(ValueError):
-    """Predictions (logits or scores) hold NaN or infinity: the model diverged, and no number may come from them."""
-
-
-def check_finite_predictions(name: str, predictions: np.ndarray) -> None:
-    """Raise :class:`NonFinitePredictionsError` naming ``name`` and counting the rows (examples) that are not finite.
-
-    A NaN logit argmaxes to class 0 and would be scored, or written to a leaderboard file, as a real prediction.
-    """
-    if predictions.dtype.kind not in "fc" or predictions.size == 0:
-        return
-    predictions = np.atleast_1d(predictions)
-    finite_rows = np.isfinite(predictions).reshape(len(predictions), -1).all(axis=1)
-    if not finite_rows.all():
-        bad = int((~finite_rows).sum())
-        raise NonFinitePredictionsError(
-            f"{name}: {bad} of {len(predictions)} rows of predictions are not finite (NaN or inf): the model "
-            "diverged, so nothing was scored or written; lower the learning rate or resume from an earlier checkpoint."
-        )
 
 
 def _matthews_correlation(predictions: np.ndarray, references: np.ndarray) -> float:

@@ -16,15 +16,16 @@ from .beta_ls import EMAUpdateCallback
 from .cs_kd import ClassPairBatchSampler
 from .ps_kd import EXAMPLE_ID_COLUMN, PreviousPredictions
 
-BUILT_IN = tuple(registered_regularizers())
+# The built-in methods' names (`registered_regularizers()` also lists the ones registered since).
+REGULARIZATIONS = tuple(registered_regularizers())
 TEACHER_FREE_BASELINES = ("tf_reg", "ps_kd", "cs_kd", "beta_ls")
 # Built-in methods that reshape a classification target: on a regression head they train on the MSE instead.
 CLASSIFICATION_ONLY = tuple(name for name, cls in registered_regularizers().items() if not cls.supports_regression)
 
 __all__ = [
-    "BUILT_IN",
     "CLASSIFICATION_ONLY",
     "EXAMPLE_ID_COLUMN",
+    "REGULARIZATIONS",
     "TEACHER_FREE_BASELINES",
     "ClassPairBatchSampler",
     "EMAUpdateCallback",

@@ -203,7 +203,7 @@ def import_regularizer_module(module: str) -> None:
         raise ValueError(f"regularizer_module {module}: no module named {error.name!r} on the Python path.") from None
 
 
-LABEL_COLUMNS = ("labels", "label", "label_ids")
+LABEL_COLUMNS = ("labels", "label", "label_ids")  # where a batch or dataset may hold the labels (HF collators' names)
 
 
 def training_labels(dataset: Any, regularization: str) -> list:

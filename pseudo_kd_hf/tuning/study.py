@@ -27,7 +27,7 @@ import sqlalchemy
 import yaml
 from optuna.storages import RDBStorage, fail_stale_trials
 
-from ..arguments import UsageError
+from ..errors import UsageError
 from ..suite import ALL_RESULTS
 
 logger = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from ..arguments import UsageError
+from ..errors import UsageError
 from ..glue.data import HELDOUT_SPLIT
 from ..glue.tasks import get_task
 from ..parsing import build_arguments, read_arguments

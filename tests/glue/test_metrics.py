@@ -10,7 +10,8 @@ from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import f1_score, matthews_corrcoef
 from transformers import EvalPrediction
 
-from pseudo_kd_hf.glue.metrics import NonFinitePredictionsError, compute_glue_metrics, glue_compute_metrics_fn
+from pseudo_kd_hf.glue.finite import NonFinitePredictionsError
+from pseudo_kd_hf.glue.metrics import compute_glue_metrics, glue_compute_metrics_fn
 from pseudo_kd_hf.glue.tasks import METRIC_KEYS, TASKS
 
 RNG_SEED = 1234

@@ -17,7 +17,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState
 
 from pseudo_kd_hf import cli
-from pseudo_kd_hf.arguments import UsageError
+from pseudo_kd_hf.errors import UsageError
 from pseudo_kd_hf.tuning import report, space, sweep
 from pseudo_kd_hf.tuning import study as study_module
 from pseudo_kd_hf.tuning.study import load_study, open_storage
