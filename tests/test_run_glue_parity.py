@@ -142,10 +142,12 @@ def test_dataset_name_takes_a_plain_folder_of_csv_files(student: Path, tmp_path:
         (["--do_train", "--task_name", "rte"], "pass a GLUE task or your own files"),
     ],
 )
-def test_dataset_name_bad_input_is_one_line(extra: list[str], match: str, tmp_path: Path, capsys) -> None:
+def test_dataset_name_bad_input_is_one_line(
+    student: Path, extra: list[str], match: str, tmp_path: Path, capsys
+) -> None:
     folder = tmp_path / "folder"
     _write_csv(folder / "train.csv", _rows(6))
-    code = main(["--dataset_name", str(folder), *extra, "--output_dir", str(tmp_path / "out")])
+    code = main(_flags(student, tmp_path / "out", "--dataset_name", folder, *extra))
     err = capsys.readouterr().err.strip()
     assert code == 2 and "Traceback" not in err and match in err.splitlines()[-1]
 
