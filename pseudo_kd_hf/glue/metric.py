@@ -17,8 +17,8 @@ from .tasks import METRIC_KEYS, STSB_RANGE, TASKS
 # Your own data (--train_file, no --task_name): accuracy and macro-F1, or Pearson and Spearman for regression.
 CUSTOM_METRIC_KEYS = {"classification": ("accuracy", "macro_f1"), "regression": ("pearson", "spearmanr")}
 
-# Config -> (keys, number of classes; 1 for a regression, None where the classes are the data's own).
 _HUB_ALIASES = {"mnli_matched": "mnli", "mnli_mismatched": "mnli"}  # the Hub metric's names for MNLI's two sets
+# Config -> (keys, number of classes; 1 for a regression, None where the classes are the data's own).
 CONFIGS: dict[str, tuple[tuple[str, ...], int | None]] = {
     **{name: (METRIC_KEYS[task.metric], task.num_labels) for name, task in TASKS.items()},
     **{alias: (METRIC_KEYS[TASKS[name].metric], TASKS[name].num_labels) for alias, name in _HUB_ALIASES.items()},
@@ -181,6 +181,6 @@ class GlueMetric(evaluate.Metric):
         check_finite_predictions(self.config_name, predictions)
         check_labels(self.config_name, num_labels, predictions, references)
         result = {key: _METRIC_FUNCTIONS[key](predictions, references) for key in keys}
-        if len(result) > 1 and self.config_name in TASKS.keys() | _HUB_ALIASES.keys():
+        if len(result) > 1 and self.config_name not in CUSTOM_METRIC_KEYS:  # run_glue's mean, for GLUE only
             result["combined_score"] = float(np.mean(list(result.values())))
         return result
