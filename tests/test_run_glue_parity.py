@@ -125,12 +125,16 @@ def test_dataset_name_and_config_read_any_dataset_as_run_glue(student: Path, tmp
     assert "on the " + str(dataset) + " dataset" in (output_dir / "README.md").read_text(encoding="utf-8")
 
 
-def test_dataset_name_takes_a_plain_folder_of_csv_files(student: Path, tmp_path: Path) -> None:
+def test_dataset_name_takes_a_plain_folder_and_use_fast_tokenizer_is_ignored(
+    student: Path, tmp_path: Path, caplog
+) -> None:
     folder = tmp_path / "folder"
     _write_csv(folder / "train.csv", _rows(12))
     flags = _flags(student, tmp_path / "run", "--dataset_name", folder, "--max_steps", "1", "--do_train")
-    assert main(flags) == 0
+    with caplog.at_level(logging.INFO, logger="pseudo_kd_hf"):
+        assert main([*flags, "--use_fast_tokenizer", "false"]) == 0
     assert json.loads((tmp_path / "run" / "train_results.json").read_text())["train_samples"] == 12
+    assert "--use_fast_tokenizer false is ignored: transformers 5 always loads a fast tokenizer." in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -155,10 +159,3 @@ def test_dataset_name_bad_input_is_one_line(
 def test_dataset_config_name_needs_dataset_name(tmp_path: Path, capsys) -> None:
     code = main(["--dataset_config_name", "large", "--do_train", "--output_dir", str(tmp_path / "out")])
     assert code == 2 and "--dataset_config_name large needs --dataset_name" in capsys.readouterr().err
-
-
-def test_use_fast_tokenizer_is_accepted_and_ignored_with_a_note(student: Path, tmp_path: Path, caplog) -> None:
-    flags = _flags(student, tmp_path / "run", *_own_files(tmp_path / "data"), "--max_steps", "1", "--do_train")
-    with caplog.at_level(logging.INFO, logger="pseudo_kd_hf"):
-        assert main([*flags, "--use_fast_tokenizer", "false"]) == 0
-    assert "--use_fast_tokenizer false is ignored: transformers 5 always loads a fast tokenizer." in caplog.text
