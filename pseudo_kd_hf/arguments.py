@@ -33,6 +33,10 @@ class ModelArguments:
     config_name: str | None = field(default=None, metadata={"help": "Config name or path, if not the model's."})
     tokenizer_name: str | None = field(default=None, metadata={"help": "Tokenizer name or path, if not the model's."})
     cache_dir: str | None = field(default=None, metadata={"help": "Where to store models downloaded from the Hub."})
+    use_fast_tokenizer: bool = field(
+        default=True,
+        metadata={"help": "run_glue.py's flag, accepted and ignored: transformers 5 always uses a fast tokenizer."},
+    )
     model_revision: str = field(default="main", metadata={"help": "Model version: a branch, tag or commit id."})
     token: str | None = field(default=None, metadata={"help": "Hub token for private models (default: your login)."})
     trust_remote_code: bool = field(
@@ -73,6 +77,17 @@ class DataTrainingArguments:
     task_name: str | None = field(
         default=None,
         metadata={"help": f"GLUE task: {', '.join(task.name for task in SUITE_TASKS)}, or {ALL_TASKS} for the suite."},
+    )
+    dataset_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "Your own data as any dataset datasets.load_dataset opens (a Hub id, a local folder of CSV/JSON "
+            "files, a local dataset path) instead of --task_name: splits train, validation, test; columns and labels "
+            "as with --train_file."
+        },
+    )
+    dataset_config_name: str | None = field(
+        default=None, metadata={"help": "The configuration of --dataset_name to load (its subset), if it has several."}
     )
     train_file: str | None = field(
         default=None,
@@ -147,6 +162,11 @@ class DataTrainingArguments:
         if self.heldout_fraction is not None and not 0.0 < self.heldout_fraction < 1.0:
             raise ValueError(f"--heldout_fraction must be in (0, 1), got {self.heldout_fraction}.")
         own_files = [f"--{name}" for name in DATA_FILE_FIELDS if getattr(self, name) is not None]
+        if self.dataset_config_name is not None and self.dataset_name is None:
+            raise ValueError(f"--dataset_config_name {self.dataset_config_name} needs --dataset_name.")
+        if self.dataset_name is not None and own_files:
+            raise ValueError(f"--dataset_name {self.dataset_name} and {own_files[0]}: pass a dataset or files.")
+        own_files += ["--dataset_name"] if self.dataset_name is not None else []
         if own_files and self.task_name is not None:
             raise ValueError(f"--task_name {self.task_name} and {own_files[0]}: pass a GLUE task or your own files.")
         if not own_files:

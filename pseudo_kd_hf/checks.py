@@ -30,7 +30,7 @@ def check_task(
             "predict with the chosen settings in a run without --heldout_fraction."
         )
     task = None if data_args.task_name is None else get_task(data_args.task_name)  # None: your own data files
-    if task is None:
+    if task is None and data_args.dataset_name is None:  # a dataset's splits are checked once it is loaded
         _check_own_files(data_args, training_args)
     needed = [] if task is None else needed_splits(task, data_args, training_args)
     missing = [] if task is None else missing_splits(task.name, data_args.data_dir, needed)

@@ -39,8 +39,9 @@ from .glue.data import HELDOUT_SPLIT, GlueDataError
 from .glue.finite import NonFinitePredictionsError
 from .glue.metrics import compute_metrics_fn
 from .glue.tasks import AX_PREDICTED_BY
+from .model_card import ModelCard
 from .parsing import build_arguments, read_arguments, task_arguments
-from .plain_logs import plain_text_when_not_a_terminal
+from .plain_logs import keep_logged_metrics, plain_text_when_not_a_terminal
 from .regularizers import get_regularizer
 from .run_dir import remove_checkpoints
 from .run_folder import checkpoint_files, finished_run, last_checkpoint, output_dir_held
@@ -119,6 +120,7 @@ class PreparedTask:
     predict_datasets: dict[str, Dataset]  # SUBMISSION_FILES key -> tokenised test examples, labels removed
     last_checkpoint: str | None
     keep_checkpoints: bool = False
+    model_card: ModelCard | None = None  # written to output_dir/README.md by a training run
 
 
 def prepare_task(
@@ -180,6 +182,7 @@ def prepare_task(
         predict_datasets,
         resume_from,
         keep_checkpoints=data_args.keep_checkpoints,
+        model_card=ModelCard.for_run(model_args, data_args),
     )
 
 
@@ -194,6 +197,8 @@ def _hub_kwargs(model_args: ModelArguments) -> dict[str, Any]:
 def load_student(model_args: ModelArguments, task: Task) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The student with a head for the task's labels (named, so predictions and teacher checks read them)."""
     hub_kwargs = {**_hub_kwargs(model_args), "revision": model_args.model_revision}
+    if not model_args.use_fast_tokenizer:
+        logger.info("--use_fast_tokenizer false is ignored: transformers 5 always loads a fast tokenizer.")
     config = AutoConfig.from_pretrained(
         model_args.config_name or model_args.model_name_or_path,
         num_labels=task.num_labels,
@@ -276,7 +281,7 @@ def build_trainer(
     else:
         pad_to_multiple_of = 8 if training_args.fp16 or training_args.bf16 else None
         data_collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
-    return PseudoKDTrainer(
+    trainer = PseudoKDTrainer(
         model=model,
         args=training_args,
         train_dataset=train_dataset,
@@ -286,6 +291,8 @@ def build_trainer(
         compute_metrics=compute_metrics_fn(task),
         teacher_model=online_teacher,
     )
+    keep_logged_metrics(trainer)  # total_flos stays in train_results.json under --disable_tqdm
+    return trainer
 
 
 def run_task(run: PreparedTask) -> dict[str, float]:
@@ -324,6 +331,8 @@ def run_task(run: PreparedTask) -> dict[str, float]:
         for key, dataset in run.predict_datasets.items():
             write_predictions(trainer, key, dataset)
 
+    if training_args.do_train and run.model_card is not None:
+        run.model_card.write(trainer)  # as run_glue: after the results it lists, before all_results.json
     trainer.save_metrics("all", results, combined=False)
     if training_args.do_train and not run.keep_checkpoints and trainer.is_world_process_zero():
         removed = remove_checkpoints(training_args.output_dir)

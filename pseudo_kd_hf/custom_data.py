@@ -1,9 +1,11 @@
-"""Your own data instead of a GLUE task: `--train_file`, `--validation_file`, `--test_file`, as in `run_glue.py`.
+"""Your own data instead of a GLUE task: `--train_file`, `--validation_file`, `--test_file`, or `--dataset_name`
+(with `--dataset_config_name`), as in `run_glue.py`.
 
-CSV or JSON lines files. The text is `sentence1`/`sentence2` when both columns exist, else `sentence`, else the first
-one or two columns that are not `label` (run_glue's rule). The `label` column holds class names or ids, or floats for
-a regression task; classes are numbered in sorted order of the training labels, as `run_glue.py` numbers them. An
-`idx` column (the row number) is added where the files lack one: KD's teacher-logit files and PS-KD key rows by it.
+CSV or JSON lines files, or any dataset `datasets.load_dataset` opens. The text is `sentence1`/`sentence2` when both
+columns exist, else `sentence`, else the first one or two columns that are not `label` (run_glue's rule). The `label`
+column holds class names or ids, or floats for a regression task; classes are numbered in sorted order of the
+training labels, as `run_glue.py` numbers them. An `idx` column (the row number) is added where the data lacks one:
+KD's teacher-logit files and PS-KD key rows by it.
 """
 
 from __future__ import annotations
@@ -88,11 +90,40 @@ def load_data_files(
     raw = load_dataset(
         loaders["train"], data_files={split: str(path) for split, path in paths.items()}, cache_dir=cache_dir
     )
+    return _own_task(raw, {split: f"{FILE_FLAGS[split]} {path}" for split, path in paths.items()})
+
+
+def load_named_dataset(
+    name: str, config_name: str | None, splits: list[str], cache_dir: str | None = None
+) -> tuple[DatasetDict, CustomTask]:
+    """--dataset_name (and --dataset_config_name): any dataset `datasets.load_dataset` opens, read as run_glue reads
+    it, with its `train` split (which defines the labels) and the other `splits` the stages need.
+
+    Raises:
+        DataFileError: the dataset or its configuration cannot be found, or lacks a needed split or column.
+    """
+    flag = f"--dataset_name {name}" + ("" if config_name is None else f" --dataset_config_name {config_name}")
+    try:
+        raw = load_dataset(name, config_name, cache_dir=cache_dir)
+    except (FileNotFoundError, ValueError) as error:  # no such dataset or configuration: datasets says which
+        raise DataFileError(f"{flag}: {str(error).splitlines()[0]}") from None
+    missing = [split for split in ("train", *splits) if split not in raw]
+    if missing:
+        raise DataFileError(
+            f"{flag} has no {', '.join(dict.fromkeys(missing))} split (it has {', '.join(raw)}): name the splits "
+            "train, validation (--do_eval) and test (--do_predict), or drop the stage."
+        )
+    raw = DatasetDict({split: raw[split] for split in dict.fromkeys(("train", *splits))})
+    return _own_task(raw, {split: f"{flag} ({split} split)" for split in raw})
+
+
+def _own_task(raw: DatasetDict, sources: dict[str, str]) -> tuple[DatasetDict, CustomTask]:
+    """Number the labels and pick the text columns from the training split; `sources` names each split's origin."""
     train = raw["train"]
     if LABEL_COLUMN not in train.column_names:
-        raise DataFileError(f"--train_file {paths['train']} has no {LABEL_COLUMN!r} column")
+        raise DataFileError(f"{sources['train']} has no {LABEL_COLUMN!r} column")
     task = CustomTask(text_columns_of(train.column_names), _label_names(train))
-    splits = {split: _prepare_split(raw[split], split, paths[split], task) for split in raw}
+    splits = {split: _prepare_split(raw[split], split, sources[split], task) for split in raw}
     return DatasetDict(splits), task
 
 
@@ -103,28 +134,28 @@ def _label_names(train: Dataset) -> tuple[str, ...]:
     return tuple(str(label) for label in sorted(set(train[LABEL_COLUMN])))
 
 
-def _prepare_split(dataset: Dataset, split: str, path: Path, task: CustomTask) -> Dataset:
+def _prepare_split(dataset: Dataset, split: str, source: str, task: CustomTask) -> Dataset:
     missing = [column for column in task.text_columns if column not in dataset.column_names]
     if missing:
-        raise DataFileError(f"{FILE_FLAGS[split]} {path} lacks the text column(s) {', '.join(missing)}")
+        raise DataFileError(f"{source} lacks the text column(s) {', '.join(missing)}")
     if EXAMPLE_ID_COLUMN not in dataset.column_names:
         dataset = dataset.add_column(EXAMPLE_ID_COLUMN, list(range(len(dataset))))
     if split == "test" and LABEL_COLUMN in dataset.column_names and set(dataset[LABEL_COLUMN]) <= {None}:
         dataset = dataset.remove_columns(LABEL_COLUMN)  # read beside labelled files, a label-less test file gets Nones
     if LABEL_COLUMN not in dataset.column_names:
         if split != "test":
-            raise DataFileError(f"{FILE_FLAGS[split]} {path} has no {LABEL_COLUMN!r} column")
+            raise DataFileError(f"{source} has no {LABEL_COLUMN!r} column")
         filler = -1.0 if task.is_regression else -1  # the GLUE test splits' placeholder
         return dataset.add_column(LABEL_COLUMN, [filler] * len(dataset))
     if task.is_regression:
         labels = [float(label) for label in dataset[LABEL_COLUMN]]
         if not all(math.isfinite(label) for label in labels):
-            raise DataFileError(f"{FILE_FLAGS[split]} {path}: every {LABEL_COLUMN!r} must be a finite number")
+            raise DataFileError(f"{source}: every {LABEL_COLUMN!r} must be a finite number")
         return dataset.cast_column(LABEL_COLUMN, Value("float32"))
     label_ids = {name: label_id for label_id, name in enumerate(task.label_names)}
     unknown = sorted({str(label) for label in dataset[LABEL_COLUMN]} - set(label_ids) - {"-1"})
     if unknown:
-        raise DataFileError(f"{FILE_FLAGS[split]} {path} has label(s) {', '.join(unknown[:5])} that --train_file lacks")
+        raise DataFileError(f"{source} has label(s) {', '.join(unknown[:5])} that --train_file lacks")
     ids = [label_ids.get(str(label), -1) for label in dataset[LABEL_COLUMN]]
     dataset = dataset.remove_columns(LABEL_COLUMN).add_column(LABEL_COLUMN, ids)
     return dataset.cast_column(LABEL_COLUMN, ClassLabel(names=list(task.label_names)))  # -1: no label (test)

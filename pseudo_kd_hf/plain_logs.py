@@ -1,4 +1,5 @@
-"""Logs a file can hold: no terminal escape codes when the output is not a terminal (`pseudo-kd-glue ... > log`)."""
+"""Logs a file can hold: no terminal escape codes when the output is not a terminal (`pseudo-kd-glue ... > log`),
+and a log printer that leaves the logged metrics whole."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 
 import datasets
 import transformers
+from transformers import PrinterCallback, Trainer
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -35,3 +37,20 @@ def plain_text_when_not_a_terminal() -> None:
     if not sys.stderr.isatty():
         datasets.disable_progress_bars()
         transformers.utils.logging.disable_progress_bar()
+
+
+class MetricsKeepingPrinterCallback(PrinterCallback):
+    """transformers' `PrinterCallback` (the log printer under --disable_tqdm) without its side effect.
+
+    It pops `total_flos` from the dict it is handed, which at the end of training is the train metrics themselves:
+    `train_results.json` then lacks it. This one prints the same line from a copy.
+    """
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        super().on_log(args, state, control, logs=dict(logs or {}), **kwargs)
+
+
+def keep_logged_metrics(trainer: Trainer) -> None:
+    """Swap the trainer's `PrinterCallback`, if it has one, for :class:`MetricsKeepingPrinterCallback`."""
+    if trainer.pop_callback(PrinterCallback) is not None:
+        trainer.add_callback(MetricsKeepingPrinterCallback)

@@ -13,7 +13,7 @@ from transformers import PreTrainedTokenizerBase
 
 from .arguments import DataTrainingArguments
 from .config import PseudoKDTrainingArguments
-from .custom_data import CustomTask, load_data_files
+from .custom_data import CustomTask, load_data_files, load_named_dataset
 from .errors import UsageError
 from .glue.data import HELDOUT_SPLIT, heldout_split, load_glue_task, required_splits
 from .glue.tasks import GlueTask, get_task
@@ -71,10 +71,17 @@ def load_glue_splits(
 def load_own_files(
     data_args: DataTrainingArguments, training_args: PseudoKDTrainingArguments, cache_dir: str | None
 ) -> tuple[CustomTask, DatasetDict]:
-    """--train_file / --validation_file / --test_file, as run_glue reads them (`custom_data.load_data_files`)."""
-    raw_datasets, task = load_data_files(
-        data_args.train_file, data_args.validation_file, data_args.test_file, cache_dir=cache_dir
-    )
+    """--train_file / --validation_file / --test_file, or --dataset_name, as run_glue reads them (`custom_data`)."""
+    if data_args.dataset_name is not None:
+        heldout = data_args.heldout_fraction is not None
+        splits = ["validation"] * (training_args.do_eval and not heldout) + ["test"] * training_args.do_predict
+        raw_datasets, task = load_named_dataset(
+            data_args.dataset_name, data_args.dataset_config_name, splits, cache_dir=cache_dir
+        )
+    else:
+        raw_datasets, task = load_data_files(
+            data_args.train_file, data_args.validation_file, data_args.test_file, cache_dir=cache_dir
+        )
     logger.info(
         f"Own data: text columns {', '.join(task.text_columns)}; "
         + ("regression (float labels)" if task.is_regression else f"labels {', '.join(task.label_names)}")

@@ -222,13 +222,18 @@ class PseudoKDTrainer(FastStepMixin, Trainer):
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add `ce_loss` (gold-label CE, or MSE for regression) and `regularizer_loss` to each training log, and to
         the end-of-training log when steps ran since the last one: ``loss = w * ce_loss + regularizer_loss``.
-        A non-finite logged loss stops training."""
+        A non-finite logged loss stops training. The parts are logged from a copy, so they never join the caller's
+        dict (the end-of-training metrics); what the Trainer adds to the logs (`epoch`) is copied back to it."""
         self._check_finite_loss(logs)
         if ("loss" in logs or "train_runtime" in logs) and self._part_totals is not None:  # a step, or the end
             gold_sum, regularizer_sum, count = self.accelerator.reduce(self._part_totals, reduction="sum").tolist()
             count = max(count, 1.0)
-            logs = {**logs, "ce_loss": gold_sum / count, "regularizer_loss": regularizer_sum / count}
+            parts = {"ce_loss": gold_sum / count, "regularizer_loss": regularizer_sum / count}
             self._part_totals = None
+            logged = {**logs, **parts}
+            super().log(logged, start_time)
+            logs.update({key: value for key, value in logged.items() if key not in parts})
+            return
         super().log(logs, start_time)
 
     def _check_finite_loss(self, logs: dict[str, float]) -> None:

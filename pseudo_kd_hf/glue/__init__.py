@@ -1,4 +1,4 @@
-"""GLUE for Pseudo-KD: the task registry, offline/Hub loading, local metrics and leaderboard submissions.
+"""GLUE for Pseudo-KD: the task registry, offline/Hub loading, the `evaluate` metric and leaderboard submissions.
 
 The names below are imported on first use (`pseudo_kd_hf.lazy`): the task table and the submission writer load
 neither torch, transformers nor datasets.
@@ -11,7 +11,8 @@ from ..lazy import lazy_exports
 if TYPE_CHECKING:
     from .data import GlueDataError, load_glue_task, missing_splits, required_splits
     from .finite import NonFinitePredictionsError
-    from .metrics import compute_glue_metrics, glue_compute_metrics_fn
+    from .metric import GlueMetric
+    from .metrics import GLUE_METRIC_PATH, compute_glue_metrics, compute_metrics
     from .submission import (
         SubmissionError,
         SubmissionSummary,
@@ -25,14 +26,16 @@ if TYPE_CHECKING:
     from .tasks import get_task, text_columns
 
 __all__ = [
+    "GLUE_METRIC_PATH",
     "GlueDataError",
+    "GlueMetric",
     "NonFinitePredictionsError",
     "SubmissionError",
     "SubmissionSummary",
     "collect_leaderboard_files",
     "compute_glue_metrics",
+    "compute_metrics",
     "get_task",
-    "glue_compute_metrics_fn",
     "load_glue_task",
     "missing_splits",
     "package_submission",
@@ -47,7 +50,8 @@ __all__ = [
 EXPORTS = {
     ".data": ("GlueDataError", "load_glue_task", "missing_splits", "required_splits"),
     ".finite": ("NonFinitePredictionsError",),
-    ".metrics": ("compute_glue_metrics", "glue_compute_metrics_fn"),
+    ".metric": ("GlueMetric",),
+    ".metrics": ("GLUE_METRIC_PATH", "compute_glue_metrics", "compute_metrics"),
     ".submission": (
         "SubmissionError",
         "SubmissionSummary",

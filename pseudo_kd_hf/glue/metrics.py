@@ -1,63 +1,29 @@
-"""GLUE metrics computed locally, with the keys evaluate's ``glue`` metric reports.
+"""Scoring model outputs for the runner and for Trainer users, through the package's GLUE ``evaluate`` metric.
 
-``evaluate.load("glue", ...)`` downloads its script from the Hub and so fails offline; scikit-learn and scipy compute
-the same numbers here. Like HF ``run_glue.py``, tasks with two metrics also get their mean as ``combined_score``.
+:class:`~pseudo_kd_hf.glue.metric.GlueMetric` takes class ids or scores, as the Hub's ``glue`` metric does; this module
+turns what a model returns (logits (N, num_labels), a regression head's (N, 1), a tuple with extra outputs) into
+those, refuses NaN or infinite predictions before the argmax could hide them, and names the task in every error.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.stats import pearsonr, spearmanr
-from sklearn.metrics import f1_score, matthews_corrcoef
 
-from .finite import check_finite_predictions
-from .tasks import METRIC_KEYS, STSB_RANGE, GlueTask, get_task
+from .metric import CUSTOM_METRIC_KEYS as CUSTOM_METRIC_KEYS
+from .metric import GlueMetric, check_finite_predictions, check_labels
+from .tasks import GlueTask, get_task
 
 if TYPE_CHECKING:
     from transformers import EvalPrediction
 
     from ..custom_data import CustomTask
 
-# Your own data (--train_file, no --task_name): accuracy and macro-F1, or Pearson and Spearman for regression.
-CUSTOM_METRIC_KEYS = {"classification": ("accuracy", "macro_f1"), "regression": ("pearson", "spearmanr")}
-
-
-def _matthews_correlation(predictions: np.ndarray, references: np.ndarray) -> float:
-    return matthews_corrcoef(references, predictions)
-
-
-def _accuracy(predictions: np.ndarray, references: np.ndarray) -> float:
-    return (predictions == references).mean()
-
-
-def _f1(predictions: np.ndarray, references: np.ndarray) -> float:
-    return f1_score(references, predictions)  # binary, positive class 1: what evaluate's glue metric reports
-
-
-def _macro_f1(predictions: np.ndarray, references: np.ndarray) -> float:
-    return f1_score(references, predictions, average="macro")
-
-
-def _pearson(predictions: np.ndarray, references: np.ndarray) -> float:
-    return pearsonr(predictions, references)[0]
-
-
-def _spearmanr(predictions: np.ndarray, references: np.ndarray) -> float:
-    return spearmanr(predictions, references)[0]
-
-
-# One function per key of METRIC_KEYS; every metric family is a selection of these.
-_METRIC_FUNCTIONS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
-    "matthews_correlation": _matthews_correlation,
-    "accuracy": _accuracy,
-    "f1": _f1,
-    "macro_f1": _macro_f1,
-    "pearson": _pearson,
-    "spearmanr": _spearmanr,
-}
+# The file ``evaluate.load`` opens: ``evaluate.load(GLUE_METRIC_PATH, "cola")`` works offline.
+GLUE_METRIC_PATH = str(Path(__file__).with_name("pseudo_kd_glue.py"))
 
 
 def _prepare(task: GlueTask | CustomTask, predictions, references) -> tuple[np.ndarray, np.ndarray]:
@@ -77,13 +43,6 @@ def _prepare(task: GlueTask | CustomTask, predictions, references) -> tuple[np.n
             raise ValueError(
                 f"{task.name}: predictions have shape {predictions.shape}; pass one score per example, (N,) or (N, 1)."
             )
-        predictions, references = predictions.astype(np.float64), references.astype(np.float64)
-        low, high = STSB_RANGE
-        if isinstance(task, GlueTask) and not np.all((references >= low) & (references <= high)):
-            raise ValueError(
-                f"{task.name}: references hold scores outside [{low:g}, {high:g}] (-1 marks an unlabelled test "
-                "split); pass gold similarity scores."
-            )
     else:
         if predictions.ndim == 2:
             if predictions.shape[1] != task.num_labels:
@@ -96,35 +55,39 @@ def _prepare(task: GlueTask | CustomTask, predictions, references) -> tuple[np.n
                 f"{task.name}: predictions have shape {predictions.shape}; pass class ids (N,) or logits (N, "
                 f"{task.num_labels})."
             )
-        for name, values in (("predictions", predictions), ("references", references)):
-            if values.size and not np.all((values == np.round(values)) & (values >= 0) & (values < task.num_labels)):
-                raise ValueError(
-                    f"{task.name}: {name} hold values outside the class ids 0..{task.num_labels - 1} "
-                    "(-1 marks an unlabelled test split); pass label ids."
-                )
-        predictions, references = predictions.astype(np.int64), references.astype(np.int64)
     if len(predictions) != len(references):
         raise ValueError(
             f"{task.name}: {len(predictions)} predictions but {len(references)} references; pass one per example."
         )
-    if not len(references):
-        raise ValueError(f"{task.name}: no examples to score; pass at least one prediction and reference.")
+    check_labels(task.name, task.num_labels, predictions, references)
     return predictions, references
 
 
+def _metric_config(task: GlueTask | CustomTask) -> str:
+    if isinstance(task, GlueTask):
+        return task.name
+    return "regression" if task.is_regression else "classification"
+
+
+def _score(task: GlueTask | CustomTask, metric: GlueMetric, predictions, references) -> dict[str, float]:
+    predictions, references = _prepare(task, predictions, references)
+    return metric.compute(predictions=predictions, references=references)
+
+
+def _metric(task: GlueTask | CustomTask) -> GlueMetric:
+    """In memory: no cache files, so any number of runs may score at once."""
+    return GlueMetric(config_name=_metric_config(task), keep_in_memory=True)
+
+
 def compute_glue_metrics(task_name: str, predictions, references) -> dict[str, float]:
-    """Score predictions on a GLUE task as evaluate's ``glue`` metric would, plus ``combined_score`` for two metrics.
+    """Score predictions on a GLUE task as the Hub's ``glue`` metric would, plus ``combined_score`` for two metrics.
 
     ``predictions`` are class ids (N,) or logits (N, num_labels), argmaxed here; for STS-B scores (N,) or (N, 1).
     ``references`` are Hub label ids (scores for STS-B). Values come back as python floats. Predictions holding NaN
     or infinity raise :class:`NonFinitePredictionsError` rather than being scored.
     """
     task = get_task(task_name)
-    predictions, references = _prepare(task, predictions, references)
-    result = {key: float(_METRIC_FUNCTIONS[key](predictions, references)) for key in METRIC_KEYS[task.metric]}
-    if len(result) > 1:
-        result["combined_score"] = float(np.mean(list(result.values())))
-    return result
+    return _score(task, _metric(task), predictions, references)
 
 
 def compute_custom_metrics(task: CustomTask, predictions, references) -> dict[str, float]:
@@ -133,37 +96,27 @@ def compute_custom_metrics(task: CustomTask, predictions, references) -> dict[st
     The same checks as :func:`compute_glue_metrics` (NaN or infinite predictions are refused), without GLUE's score
     range.
     """
-    predictions, references = _prepare(task, predictions, references)
-    keys = CUSTOM_METRIC_KEYS["regression" if task.is_regression else "classification"]
-    return {key: float(_METRIC_FUNCTIONS[key](predictions, references)) for key in keys}
+    return _score(task, _metric(task), predictions, references)
 
 
 def compute_metrics_fn(task: GlueTask | CustomTask) -> Callable[[EvalPrediction], dict[str, float]]:
-    """The Trainer's ``compute_metrics`` for a GLUE task or for your own data."""
-    if isinstance(task, GlueTask):
-        return glue_compute_metrics_fn(task.name)
-
-    def compute_metrics(eval_prediction: EvalPrediction) -> dict[str, float]:
-        predictions = eval_prediction.predictions
-        if isinstance(predictions, tuple):
-            predictions = predictions[0]
-        return compute_custom_metrics(task, predictions, eval_prediction.label_ids)
-
-    return compute_metrics
-
-
-def glue_compute_metrics_fn(task_name: str) -> Callable[[EvalPrediction], dict[str, float]]:
-    """A ``compute_metrics`` for ``Trainer``: scores an ``EvalPrediction`` with :func:`compute_glue_metrics`.
+    """The Trainer's ``compute_metrics`` for a GLUE task or for your own data, scoring through :class:`GlueMetric`.
 
     When the model (or a Trainer subclass) returns extra outputs, the Trainer hands predictions as a tuple whose
     first element is the logits; only that element is scored.
     """
-    task = get_task(task_name)  # fail at construction, not after the first evaluation
+    metric = _metric(task)  # built once: an unknown config fails here, not after the first evaluation
 
     def compute_metrics(eval_prediction: EvalPrediction) -> dict[str, float]:
         predictions = eval_prediction.predictions
         if isinstance(predictions, tuple):
             predictions = predictions[0]
-        return compute_glue_metrics(task.name, predictions, eval_prediction.label_ids)
+        return _score(task, metric, predictions, eval_prediction.label_ids)
 
     return compute_metrics
+
+
+def compute_metrics(task_name: str) -> Callable[[EvalPrediction], dict[str, float]]:
+    """A ``compute_metrics`` for ``transformers.Trainer`` on a GLUE task: ``Trainer(..., compute_metrics=
+    compute_metrics("rte"))``. It takes the model's logits (or scores), as :func:`compute_glue_metrics` does."""
+    return compute_metrics_fn(get_task(task_name))

@@ -11,7 +11,7 @@ from sklearn.metrics import f1_score, matthews_corrcoef
 from transformers import EvalPrediction
 
 from pseudo_kd_hf.glue.finite import NonFinitePredictionsError
-from pseudo_kd_hf.glue.metrics import compute_glue_metrics, glue_compute_metrics_fn
+from pseudo_kd_hf.glue.metrics import compute_glue_metrics, compute_metrics
 from pseudo_kd_hf.glue.tasks import METRIC_KEYS, TASKS
 
 RNG_SEED = 1234
@@ -111,16 +111,16 @@ def test_unknown_task_raises():
     with pytest.raises(ValueError, match="Unknown GLUE task 'squad'"):
         compute_glue_metrics("squad", [0], [0])
     with pytest.raises(ValueError, match="Unknown GLUE task 'squad'"):
-        glue_compute_metrics_fn("squad")
+        compute_metrics("squad")
 
 
 def test_trainer_compute_metrics_takes_the_first_of_a_predictions_tuple():
     logits, references = _random_task_data("mrpc")
-    compute_metrics = glue_compute_metrics_fn("MRPC")
+    trainer_metrics = compute_metrics("MRPC")
     expected = compute_glue_metrics("mrpc", logits, references)
-    assert compute_metrics(EvalPrediction(predictions=logits, label_ids=references)) == expected
+    assert trainer_metrics(EvalPrediction(predictions=logits, label_ids=references)) == expected
     extra_outputs = np.zeros((len(references), 7))  # e.g. hidden states or a Trainer subclass's extra outputs
-    assert compute_metrics(EvalPrediction(predictions=(logits, extra_outputs), label_ids=references)) == expected
+    assert trainer_metrics(EvalPrediction(predictions=(logits, extra_outputs), label_ids=references)) == expected
 
 
 @pytest.mark.parametrize("bad_value", [np.nan, np.inf, -np.inf])
@@ -131,9 +131,9 @@ def test_non_finite_logits_are_not_scored(bad_value):
     with pytest.raises(NonFinitePredictionsError, match=r"^rte: 2 of 10 rows of predictions are not finite") as error:
         compute_glue_metrics("rte", logits, references)
     assert "\n" not in str(error.value)
-    compute_metrics = glue_compute_metrics_fn("rte")
+    trainer_metrics = compute_metrics("rte")
     with pytest.raises(NonFinitePredictionsError, match=r"^rte: 2 of 10 rows"):
-        compute_metrics(EvalPrediction(predictions=(logits, np.zeros((10, 3))), label_ids=references))
+        trainer_metrics(EvalPrediction(predictions=(logits, np.zeros((10, 3))), label_ids=references))
 
 
 def test_a_diverged_regression_head_is_not_scored():
@@ -144,6 +144,6 @@ def test_a_diverged_regression_head_is_not_scored():
     # Extra outputs beside the logits are not scored, so a NaN there does not stop an evaluation.
     logits, labels = _random_task_data("sst2", n=6)
     extra = np.full((6, 2), np.nan)
-    assert glue_compute_metrics_fn("sst2")(EvalPrediction(predictions=(logits, extra), label_ids=labels)) == (
+    assert compute_metrics("sst2")(EvalPrediction(predictions=(logits, extra), label_ids=labels)) == (
         compute_glue_metrics("sst2", logits, labels)
     )
