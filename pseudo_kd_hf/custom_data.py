@@ -97,7 +97,7 @@ def load_data_files(
     text_columns = text_columns_of(raw["train"].column_names)
     for split, dataset in raw.items():
         _check_columns(dataset, split, paths, text_columns, raw["train"].column_names)
-        _check_cells(dataset, split, paths[split], loaders[split], text_columns)
+        _check_cells(dataset, split, paths[split], text_columns)
     _check_label_kinds(raw, paths)
     task = CustomTask(text_columns, _label_names(raw["train"]))
     splits = {split: _prepare_split(dataset, split, paths[split], task) for split, dataset in raw.items()}
@@ -130,13 +130,13 @@ def _bad_json_line(path: Path) -> str | None:
     return None
 
 
-def _row_place(path: Path, loader: str, num_rows: int, row: int) -> str:
+def row_place(path: Path, num_rows: int, row: int) -> str:
     """'line N' where data row `row` starts (blank lines skipped; a quoted CSV field may span lines).
 
     A JSON file that is one document rather than JSON lines maps rows to no lines: its rows are named 'row N'.
     """
     with open(path, encoding="utf-8", errors="replace", newline="") as file:
-        if loader == "csv":
+        if LOADERS[path.suffix.lower()] == "csv":
             reader, starts, previous = csv.reader(file), [], 0
             for record in reader:
                 if record:
@@ -170,7 +170,7 @@ def _is_empty(value: object) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def _check_cells(dataset: Dataset, split: str, path: Path, loader: str, text_columns: tuple[str, ...]) -> None:
+def _check_cells(dataset: Dataset, split: str, path: Path, text_columns: tuple[str, ...]) -> None:
     """No missing text (JSON null, or a key left out) and, outside the test file, no empty label cell."""
     problems = [(column, "no text in the", lambda value: value is None) for column in text_columns]
     if split != "test":
@@ -178,7 +178,7 @@ def _check_cells(dataset: Dataset, split: str, path: Path, loader: str, text_col
     for column, problem, is_missing in problems:
         rows = [row for row, value in enumerate(dataset[column]) if is_missing(value)]
         if rows:
-            place = _row_place(path, loader, len(dataset), rows[0])
+            place = row_place(path, len(dataset), rows[0])
             raise DataFileError(
                 f"{FILE_FLAGS[split]} {path}, {place}: {problem} {column!r} cell ({len(rows)} such row(s)); fill "
                 "it in or drop the row"

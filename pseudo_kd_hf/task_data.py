@@ -7,15 +7,17 @@ out of the training split, which evaluation then uses instead of the dev set.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from datasets import Dataset, DatasetDict
 from transformers import PreTrainedTokenizerBase
 
 from .arguments import DataTrainingArguments, UsageError
 from .config import PseudoKDTrainingArguments
-from .custom_data import CustomTask, load_data_files
+from .custom_data import EXAMPLE_ID_COLUMN, CustomTask, load_data_files, row_place
 from .glue.data import HELDOUT_SPLIT, heldout_split, load_glue_task, required_splits
 from .glue.tasks import GlueTask, get_task
+from .regularizers import get_regularizer
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +45,8 @@ def load_splits(
         task, raw_datasets = load_own_files(data_args, training_args, cache_dir)
     else:
         task, raw_datasets = load_glue_splits(data_args, training_args)
+    if "train" in raw_datasets and EXAMPLE_ID_COLUMN in get_regularizer(training_args.regularization).columns:
+        check_distinct_ids(raw_datasets["train"], task, data_args, training_args.regularization)
     if data_args.heldout_fraction is not None:
         raw_datasets["train"], raw_datasets[HELDOUT_SPLIT] = heldout_split(
             raw_datasets["train"], data_args.heldout_fraction, data_args.heldout_seed, task.is_regression
@@ -79,6 +83,34 @@ def load_own_files(
         + ("regression (float labels)" if task.is_regression else f"labels {', '.join(task.label_names)}")
     )
     return task, raw_datasets
+
+
+def check_distinct_ids(train: Dataset, task: Task, data_args: DataTrainingArguments, method: str) -> None:
+    """A method that keys its state by `idx` (PS-KD's table) needs one row per idx: a repeat names the file and lines.
+
+    `PreviousPredictions` refuses the repeat too, but inside the Trainer and without the file.
+    """
+    first_row: dict[int, int] = {}
+    for row, example_id in enumerate(train[EXAMPLE_ID_COLUMN]):
+        if example_id in first_row:
+            where = _training_rows(task, data_args, train, (first_row[example_id], row))
+            raise UsageError(
+                f"--regularization {method} keys its table of predictions by the training examples' idx, and "
+                f"{where} repeat idx {example_id}: give each training example its own index."
+            )
+        first_row[example_id] = row
+
+
+def _training_rows(task: Task, data_args: DataTrainingArguments, train: Dataset, rows: tuple[int, int]) -> str:
+    """'FILE, lines A and B': where two training rows are (rows counted from 0 among the data rows)."""
+    if isinstance(task, CustomTask):
+        places = [row_place(Path(data_args.train_file), len(train), row) for row in rows]
+        return f"--train_file {data_args.train_file}, {' and '.join(places)},"
+    if data_args.data_dir is None:
+        return f"the Hub's {task.name} training split, rows {rows[0] + 1} and {rows[1] + 1},"
+    first_line = 2 if task.layout_for("train").has_header else 1
+    path = Path(data_args.data_dir) / task.folder / task.files["train"]
+    return f"{path}, lines {rows[0] + first_line} and {rows[1] + first_line},"
 
 
 def eval_split_names(task: Task, data_args: DataTrainingArguments) -> tuple[str, ...]:

@@ -139,6 +139,7 @@ def _read_rows(path: str, sha256: str, task: GlueTask, split: str) -> Iterator[d
         if len(lines) == 1:
             raise GlueDataError(f"{path}: only a header line, no examples; restore the file from the GLUE download.")
     min_fields = _min_fields(layout)
+    numbered_in_file_order = split in task.submission_keys  # a leaderboard test file: row i is example i
     for row_number, line in enumerate(lines[first_row:]):
         fields = _fields(line)
         where = f"{path}, line {first_row + row_number + 1}"
@@ -158,6 +159,12 @@ def _read_rows(path: str, sha256: str, task: GlueTask, split: str) -> Iterator[d
         row = {column: fields[field] for column, field in zip(task.text_columns, layout.text_fields, strict=True)}
         row["label"] = -1 if layout.label_field is None else _parse_label(task, fields[layout.label_field], where)
         row["idx"] = row_number if layout.index_field is None else _parse_index(fields[layout.index_field], where)
+        if numbered_in_file_order and row["idx"] != row_number:
+            raise GlueDataError(
+                f"{where}: index {row['idx']}, expected {row_number}: the leaderboard file numbers the test rows "
+                "0..n-1 in file order, so this file's predictions would be misnumbered; restore the file from the "
+                "GLUE download."
+            )
         yield row
 
 
