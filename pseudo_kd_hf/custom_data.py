@@ -14,9 +14,10 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from datasets import ClassLabel, Dataset, DatasetDict, Value, load_dataset
+from datasets import ClassLabel, Dataset, DatasetDict, DownloadMode, Value, load_dataset
 from datasets.exceptions import DatasetGenerationError
 
+from .glue.data import rebuilt_if_damaged, split_rows
 from .glue.tasks import LabelledTask
 
 LABEL_COLUMN = "label"
@@ -73,12 +74,17 @@ def text_columns_of(column_names: list[str]) -> tuple[str, ...]:
 
 
 def load_data_files(
-    train_file: str | None, validation_file: str | None, test_file: str | None, cache_dir: str | None = None
+    train_file: str | None,
+    validation_file: str | None,
+    test_file: str | None,
+    cache_dir: str | None = None,
+    overwrite_cache: bool = False,
 ) -> tuple[DatasetDict, CustomTask]:
     """Read the user's files into `train` / `validation` / `test` splits with numbered labels, and describe the task.
 
     Each file is read on its own (one `load_dataset` per file), so a file whose columns or labels differ from the
     training file's is named here instead of failing inside `datasets`' cast of one file to another's schema.
+    A damaged cache entry is rebuilt (`rebuilt_if_damaged`); `overwrite_cache` rebuilds each file's.
 
     Raises:
         DataFileError: a file is missing, of another format than the others, cannot be parsed, lacks the columns or
@@ -91,7 +97,7 @@ def load_data_files(
     loaders = {split: _loader(FILE_FLAGS[split], path) for split, path in paths.items()}
     if len(set(loaders.values())) > 1:
         raise DataFileError("--train_file, --validation_file and --test_file must all be CSV or all JSON lines")
-    raw = {split: _read_file(loaders[split], split, path, cache_dir) for split, path in paths.items()}
+    raw = {split: _read_file(loaders[split], split, path, cache_dir, overwrite_cache) for split, path in paths.items()}
     if LABEL_COLUMN not in raw["train"].column_names:
         raise DataFileError(f"--train_file {paths['train']} has no {LABEL_COLUMN!r} column")
     text_columns = text_columns_of(raw["train"].column_names)
@@ -104,13 +110,21 @@ def load_data_files(
     return DatasetDict(splits), task
 
 
-def _read_file(loader: str, split: str, path: Path, cache_dir: str | None) -> Dataset:
+def _read_file(loader: str, split: str, path: Path, cache_dir: str | None, overwrite_cache: bool) -> Dataset:
     """One file as a `Dataset`; a file its parser refuses is named, with the line where it can be found."""
     # keep_default_na=False: pandas would read the text "NA", "null", "nan" or "None" (and an empty cell) as a
     # missing value; so text stays text and an empty cell is "", as the GLUE TSV reader keeps them.
     options = {"keep_default_na": False} if loader == "csv" else {}
+
+    def build(rebuild: bool) -> Dataset:
+        mode = DownloadMode.FORCE_REDOWNLOAD if rebuild else None
+        files = {split: str(path)}
+        return load_dataset(loader, data_files=files, split=split, cache_dir=cache_dir, download_mode=mode, **options)
+
     try:
-        return load_dataset(loader, data_files={split: str(path)}, split=split, cache_dir=cache_dir, **options)
+        if overwrite_cache:
+            return build(True)
+        return rebuilt_if_damaged(build, lambda dataset: split_rows(dataset.info.splits, split), f"raw data ({path})")
     except DatasetGenerationError as error:
         reason = _bad_json_line(path) if loader == "json" else None
         format_name = "CSV" if loader == "csv" else "JSON lines"

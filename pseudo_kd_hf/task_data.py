@@ -15,7 +15,7 @@ from transformers import PreTrainedTokenizerBase
 from .arguments import DataTrainingArguments, UsageError
 from .config import PseudoKDTrainingArguments
 from .custom_data import EXAMPLE_ID_COLUMN, CustomTask, load_data_files, row_place
-from .glue.data import HELDOUT_SPLIT, heldout_split, load_glue_task, required_splits
+from .glue.data import HELDOUT_SPLIT, heldout_split, load_glue_task, rebuilt_if_damaged, required_splits
 from .glue.tasks import GlueTask, get_task
 from .regularizers import get_regularizer
 
@@ -61,7 +61,9 @@ def load_glue_splits(
     task = get_task(data_args.task_name)
     try:
         splits = needed_splits(task, data_args, training_args)
-        return task, load_glue_task(task.name, data_args.data_dir, splits=splits)
+        return task, load_glue_task(
+            task.name, data_args.data_dir, splits=splits, overwrite_cache=data_args.overwrite_cache
+        )
     except ConnectionError as error:
         if data_args.data_dir is not None:
             raise
@@ -75,9 +77,8 @@ def load_own_files(
     data_args: DataTrainingArguments, training_args: PseudoKDTrainingArguments, cache_dir: str | None
 ) -> tuple[CustomTask, DatasetDict]:
     """--train_file / --validation_file / --test_file, as run_glue reads them (`custom_data.load_data_files`)."""
-    raw_datasets, task = load_data_files(
-        data_args.train_file, data_args.validation_file, data_args.test_file, cache_dir=cache_dir
-    )
+    files = data_args.train_file, data_args.validation_file, data_args.test_file
+    raw_datasets, task = load_data_files(*files, cache_dir=cache_dir, overwrite_cache=data_args.overwrite_cache)
     logger.info(
         f"Own data: text columns {', '.join(task.text_columns)}; "
         + ("regression (float labels)" if task.is_regression else f"labels {', '.join(task.label_names)}")
@@ -130,6 +131,7 @@ def tokenize_split(
 
     `datasets` keys the cache on the function and what it captures: `encode` captures only the tokenizer and the
     tokenising settings, so changing another flag (e.g. --max_train_samples) reuses the dev and test sets' cache.
+    A damaged cache file is rebuilt (`rebuilt_if_damaged`: one row out per row in).
     """
     text_columns, padding = task.text_columns, "max_length" if data_args.pad_to_max_length else False
 
@@ -141,14 +143,19 @@ def tokenize_split(
             truncation=True,
         )
 
-    with training_args.main_process_first(desc="dataset map pre-processing"):
+    def tokenised(rebuild: bool) -> Dataset:
         return dataset.map(
             encode,
             batched=True,
             num_proc=data_args.preprocessing_num_workers,
-            load_from_cache_file=not data_args.overwrite_cache,
+            load_from_cache_file=not rebuild,
             desc="Running tokenizer on dataset",
         )
+
+    with training_args.main_process_first(desc="dataset map pre-processing"):
+        if data_args.overwrite_cache:
+            return tokenised(True)
+        return rebuilt_if_damaged(tokenised, lambda _: len(dataset), "tokenised data")
 
 
 def first_examples(dataset: Dataset, max_samples: int | None) -> Dataset:
