@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from datasets import ClassLabel, DatasetDict, Features, Value
+from datasets import ClassLabel, DatasetDict, DownloadMode, Features, Value
 
 from pseudo_kd_hf.glue import data
 from pseudo_kd_hf.glue.data import GlueDataError, load_glue_task, missing_splits, required_splits
@@ -428,7 +428,10 @@ def test_a_file_changed_while_loading_is_refused(tmp_path: Path) -> None:
 
 def test_without_data_dir_loads_the_hub_config(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
-    monkeypatch.setattr(data, "load_dataset", lambda *args: calls.append(args) or DatasetDict())
+    monkeypatch.setattr(data, "load_dataset", lambda *args, **kwargs: calls.append((*args, kwargs)) or DatasetDict())
     assert isinstance(load_glue_task("AX"), DatasetDict)
-    load_glue_task("SST-2")
-    assert calls == [("nyu-mll/glue", "ax"), ("nyu-mll/glue", "sst2")]
+    load_glue_task("SST-2", overwrite_cache=True)
+    assert calls == [
+        ("nyu-mll/glue", "ax", {"download_mode": None}),
+        ("nyu-mll/glue", "sst2", {"download_mode": DownloadMode.FORCE_REDOWNLOAD}),
+    ]
