@@ -91,3 +91,23 @@ def test_suite_checks_every_task_before_the_first_trains(
     assert err.startswith("error: --task_name all: stsb, checked before any task trained:") and expected in err
     assert not (tmp_path / "suite" / "cola" / "all_results.json").exists()
     assert not list((tmp_path / "suite").glob("cola/checkpoint-*"))
+
+
+def test_suite_checks_the_teachers_labels_for_every_task(tmp_path: Path, minilm_path: Path, capsys) -> None:
+    from tests.helpers.glue_models import save_tiny_student, save_tiny_teacher
+    from tests.test_cli import write_cola
+
+    student = save_tiny_student(tmp_path / "student", minilm_path)  # no head: any task's fits
+    teacher = save_tiny_teacher(tmp_path / "teacher", ["unacceptable", "acceptable"])  # CoLA's labels
+    data_dir = tmp_path / "glue"
+    write_cola(data_dir)
+    write_stsb(data_dir)
+    flags = ["--task_name", "all", "--data_dir", data_dir, "--do_train", "--max_steps", "1"]
+    flags += ["--regularization", "kd", "--teacher_name_or_path", teacher]
+    assert main(cpu_flags(student, tmp_path / "suite", *flags)) == 2
+    err = one_line_error(capsys)
+    assert err.startswith(
+        f"error: --task_name all: stsb, checked before any task trained: --teacher_name_or_path {teacher}"
+    )
+    assert "The teacher has 2 labels but the student has 1" in err
+    assert not (tmp_path / "suite" / "cola" / "all_results.json").exists()
