@@ -3,20 +3,25 @@ before any work starts (and before any log line)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from huggingface_hub import constants as hub_constants
 from huggingface_hub import is_offline_mode
+from transformers import AutoConfig, PretrainedConfig
 
 from .arguments import DataTrainingArguments, ModelArguments
 from .config import PseudoKDTrainingArguments
 from .errors import UsageError
-from .glue.data import missing_splits
-from .glue.tasks import get_task
+from .glue.data import GlueDataError, missing_splits
+from .glue.tasks import GlueTask, get_task
+from .parsing import task_arguments
 from .regularizers import get_regularizer, registered_regularizers
 from .run_dir import missing_checkpoint_files
 from .run_folder import check_output_dir, checkpoint_files
-from .task_data import needed_splits
+from .task_data import load_splits, needed_splits
+from .teacher import teacher_label_order
 
 
 def check_task(
@@ -120,3 +125,51 @@ def check_local_path(flag: str, name: str | None, cache_dir: str | None = None) 
             f"{flag} {name}: no such folder, and not in the Hub cache while the Hub is offline (HF_HUB_OFFLINE=1); "
             "pass a saved model's folder, or go online to download it."
         )
+
+
+# ---- --task_name all: every task checked before the first trains --------------------------------------------------
+
+
+def check_suite_tasks(values: dict[str, Any], tasks: Sequence[GlueTask], root: Path) -> None:
+    """`--task_name all`: each task's flags, files and heads checked before the first task trains.
+
+    Per task: `check_task`, its splits read (every row of every file the stages use, so a broken line stops the suite
+    now; `datasets` caches them for the run), the student's classifier head against the task's label count, and a
+    teacher's labels against the task's. A task lacking a file is left to the suite, which skips it with a warning.
+    Any problem is one `UsageError` naming the task; nothing has trained then.
+    """
+    for task in tasks:
+        model_args, data_args, training_args = task_arguments(
+            {**values, "task_name": task.name, "output_dir": str(root / task.name)}
+        )
+        if missing_splits(task.name, data_args.data_dir, needed_splits(task, data_args, training_args)):
+            continue
+        try:
+            check_task(model_args, data_args, training_args)
+            load_splits(data_args, training_args, model_args.cache_dir)
+            _check_head(model_args, task)
+        except (UsageError, GlueDataError) as error:
+            raise UsageError(f"--task_name all: {task.name}, checked before any task trained: {error}") from None
+
+
+def _check_head(model_args: ModelArguments, task: GlueTask) -> None:
+    """A fine-tuned student's classifier head (and a teacher's labels) must fit the task, read from the configs only:
+    loading each task's model here would cost as much as the suite's start-up."""
+    hub_kwargs = {"cache_dir": model_args.cache_dir, "token": model_args.token}
+    hub_kwargs["trust_remote_code"] = model_args.trust_remote_code
+    name = model_args.model_name_or_path
+    student = AutoConfig.from_pretrained(name, revision=model_args.model_revision, **hub_kwargs)
+    has_head = any(kind.endswith("ForSequenceClassification") for kind in student.architectures or [])
+    if has_head and student.num_labels != task.num_labels and not model_args.ignore_mismatched_sizes:
+        raise UsageError(
+            f"--model_name_or_path {name} has a classifier head for {student.num_labels} "
+            f"labels, {task.name} has {task.num_labels}: pass --ignore_mismatched_sizes to start a new classifier head."
+        )
+    if model_args.teacher_name_or_path is not None:
+        task_config = PretrainedConfig(num_labels=task.num_labels)
+        if task.label_names:
+            task_config.id2label = dict(enumerate(task.label_names))
+        try:
+            teacher_label_order(AutoConfig.from_pretrained(model_args.teacher_name_or_path, **hub_kwargs), task_config)
+        except ValueError as error:
+            raise UsageError(f"--teacher_name_or_path {model_args.teacher_name_or_path}: {error}") from None

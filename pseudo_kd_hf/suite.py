@@ -39,13 +39,17 @@ def run_suite(
 ) -> None:
     """Run every GLUE task with one method and seed into `output_dir/<task>/`, then package and tabulate.
 
-    Resumable: a task whose folder holds `all_results.json` is skipped; an interrupted one resumes from its last
+    Every task to run is checked first (`checks.check_suite_tasks`): bad input stops the suite before any task
+    trains. Resumable: a task whose folder holds `all_results.json` is skipped; an interrupted one resumes from its last
     checkpoint. With `--data_dir`, tasks lacking a file the stages read (or their whole folder) are skipped with a
     warning, and the submission fills them. `run_one` runs one task from the user's values with its task name and
     output folder filled in.
     """
     root = Path(training_args.output_dir)
     stages = {"do_train": training_args.do_train, "do_eval": training_args.do_eval}
+    from .checks import check_suite_tasks  # checks -> run_folder -> this module: imported when used
+
+    check_suite_tasks(values, [task for task in SUITE_TASKS if not (root / task.name / ALL_RESULTS).is_file()], root)
     for task in SUITE_TASKS:
         task_dir = root / task.name
         if (task_dir / ALL_RESULTS).is_file():

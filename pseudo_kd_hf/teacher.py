@@ -23,6 +23,8 @@ from torch import nn
 from transformers import AutoModelForSequenceClassification, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging
 
+from .glue.finite import NonFinitePredictionsError
+
 if TYPE_CHECKING:
     from transformers import Trainer
 
@@ -30,6 +32,23 @@ logger = logging.get_logger(__name__)
 
 # A training-set column of precomputed teacher logits (one list of K floats per example): KD then needs no teacher.
 TEACHER_LOGITS_COLUMN = "teacher_logits"
+
+
+class NonFiniteTeacherLogitsError(NonFinitePredictionsError):
+    """The teacher's logits hold NaN or infinity: it diverged, and KD would train the student on them."""
+
+
+def check_finite_teacher_logits(logits: torch.Tensor, example_ids: Sequence[int]) -> None:
+    """Raise `NonFiniteTeacherLogitsError` naming the rows (their `example_ids`) whose logits are not all finite."""
+    bad = (~torch.isfinite(logits).reshape(len(logits), -1).all(dim=1)).nonzero().flatten().tolist()
+    if bad:
+        named = sorted(int(example_ids[row]) for row in bad)
+        first = ", ".join(map(str, named[:5])) + (", ..." if len(bad) > 5 else "")
+        raise NonFiniteTeacherLogitsError(
+            f"the teacher's logits are not finite (NaN or inf) for {len(bad)} of {len(logits)} training examples "
+            f"(idx {first}): the teacher diverged, and KD would train on them; use a teacher that trained (check "
+            "its eval results)."
+        )
 
 
 def load_teacher_model(name_or_path: str, *, dtype: torch.dtype | None = None, **hub_kwargs: Any) -> PreTrainedModel:
@@ -147,7 +166,8 @@ def add_teacher_logits(
     `datasets.map` stores the result in the dataset's cache folder under a fingerprint of the teacher, the data,
     `max_length` and `label_order`, and serves a later call from there without running the teacher; a dataset
     held only in memory (no cache files) is recomputed each time. The teacher runs in eval mode without gradients,
-    on `device` (default: where it already is).
+    on `device` (default: where it already is). Logits that are not finite (a diverged teacher, computed now or
+    served from the cache) raise `NonFiniteTeacherLogitsError` instead of reaching the student.
     """
     missing = [column for column in text_columns if column not in dataset.column_names]
     if missing:
@@ -186,6 +206,8 @@ def add_teacher_logits(
         new_fingerprint=new_fingerprint,
         desc="Computing teacher logits",
     )
+    example_ids = list(result["idx"]) if "idx" in result.column_names else range(len(result))
+    check_finite_teacher_logits(torch.tensor(list(result[TEACHER_LOGITS_COLUMN])), example_ids)
     where = result.cache_files[0]["filename"] if result.cache_files else "memory only"
     how = f"computed by the teacher for {sum(computed)} examples" if computed else "served from the cache"
     logger.info(f"Teacher logits {how}: {where}")

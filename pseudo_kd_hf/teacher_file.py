@@ -43,7 +43,9 @@ from .glue.data import GlueDataError, load_glue_task
 from .glue.tasks import get_task
 from .teacher import (
     TEACHER_LOGITS_COLUMN,
+    NonFiniteTeacherLogitsError,
     add_teacher_logits,
+    check_finite_teacher_logits,
     fingerprint_teacher,
     load_teacher_model,
     teacher_label_order,
@@ -110,7 +112,8 @@ def write_teacher_logits_file(
 ) -> Path:
     """Write the file atomically (a temporary file renamed into place): a crash never leaves a partial file.
 
-    `logits` columns are in the order of `label_names`; `texts_hash` is computed from `row_digests`.
+    `logits` columns are in the order of `label_names`; `texts_hash` is computed from `row_digests`. Logits that are
+    not finite raise `NonFiniteTeacherLogitsError` and write nothing.
     """
     path = Path(path)
     num_rows = len(idx)
@@ -118,6 +121,7 @@ def write_teacher_logits_file(
         raise ValueError(
             f"idx ({num_rows} rows), logits {tuple(logits.shape)} and row_digests {tuple(row_digests.shape)} disagree."
         )
+    check_finite_teacher_logits(logits, idx.tolist())  # a diverged teacher's logits never reach a file
     tensors = {
         "idx": idx.to(torch.int64).contiguous(),
         "logits": logits.to(torch.float32).contiguous(),
@@ -153,31 +157,79 @@ def _current_umask() -> int:
 
 
 def read_teacher_logits_file(path: str | os.PathLike) -> TeacherLogitsFile:
-    """Read a file written by `write_teacher_logits_file`; anything else is refused with `TeacherLogitsFileError`."""
+    """Read a file written by `write_teacher_logits_file`; anything else is refused with `TeacherLogitsFileError`.
+
+    Besides the format, the header's keys, the tensors' shapes (one logit column per label name) and the logits'
+    finiteness are checked: a hand-edited or damaged file, or one from a diverged teacher, is named here instead of
+    failing in training.
+    """
+    where = f"--teacher_logits {path}"
     try:
         with safe_open(str(path), framework="pt") as file:
             metadata = file.metadata() or {}
             if metadata.get("format") != FILE_FORMAT:
-                raise TeacherLogitsFileError(
-                    f"Teacher logits file {path}: not written by pseudo-kd-glue-teacher-logits."
-                )
+                raise TeacherLogitsFileError(f"{where}: not written by pseudo-kd-glue-teacher-logits.")
             if metadata.get("format_version") != FORMAT_VERSION:
                 raise TeacherLogitsFileError(
-                    f"Teacher logits file {path}: format version {metadata.get('format_version')}, this package "
-                    f"reads {FORMAT_VERSION}: write it again with this version's pseudo-kd-glue-teacher-logits."
+                    f"{where}: format version {metadata.get('format_version')}, this package reads "
+                    f"{FORMAT_VERSION}: write it again with this version's pseudo-kd-glue-teacher-logits."
                 )
             # Copied out of the memory map: the file may be replaced or rewritten while the tensors are in use.
             tensors = {name: file.get_tensor(name).clone() for name in ("idx", "logits", "row_digests")}
     except (SafetensorError, OSError) as error:
-        raise TeacherLogitsFileError(f"Teacher logits file {path} cannot be read: {error}") from None
-    return TeacherLogitsFile(
-        task_name=metadata["task_name"],
-        split=metadata["split"],
-        texts_hash=metadata["texts_hash"],
-        label_names=tuple(json.loads(metadata["label_names"])),
-        teacher_fingerprint=metadata["teacher_fingerprint"],
-        **tensors,
-    )
+        raise TeacherLogitsFileError(f"{where} cannot be read: {error}") from None
+    fields = _header_fields(metadata, where)
+    num_rows = fields.pop("num_rows")
+    teacher = TeacherLogitsFile(**fields, **tensors)
+    _check_contents(teacher, num_rows, where)
+    return teacher
+
+
+def _header_fields(metadata: dict[str, str], where: str) -> dict[str, object]:
+    """The header's fields, each key present, `num_rows` a count and `label_names` a JSON list of names."""
+    keys = ("task_name", "split", "num_rows", "texts_hash", "label_names", "teacher_fingerprint")
+    missing = [key for key in keys if key not in metadata]
+    damaged = "write it again with pseudo-kd-glue-teacher-logits"
+    if missing:
+        raise TeacherLogitsFileError(f"{where}: the header lacks {', '.join(missing)}; the file is damaged: {damaged}.")
+    try:
+        label_names = json.loads(metadata["label_names"])
+    except json.JSONDecodeError as error:
+        raise TeacherLogitsFileError(
+            f"{where}: the header's label_names is not JSON ({error.msg}): {damaged}."
+        ) from None
+    if not isinstance(label_names, list) or not all(isinstance(name, str) for name in label_names):
+        raise TeacherLogitsFileError(f"{where}: the header's label_names is not a list of names: {damaged}.")
+    if not metadata["num_rows"].isdigit():
+        raise TeacherLogitsFileError(f"{where}: the header's num_rows is not a count: {damaged}.")
+    fields = {key: metadata[key] for key in ("task_name", "split", "texts_hash", "teacher_fingerprint")}
+    return {**fields, "num_rows": int(metadata["num_rows"]), "label_names": tuple(label_names)}
+
+
+def _check_contents(teacher: TeacherLogitsFile, num_rows: int, where: str) -> None:
+    """Shapes that agree with the header and each other, one row per idx, finite logits."""
+    damaged = "the file is damaged: write it again with pseudo-kd-glue-teacher-logits"
+    rows = len(teacher.idx)
+    num_labels = max(len(teacher.label_names), 1)  # () is regression: one score column
+    shapes = {
+        "idx": (tuple(teacher.idx.shape), (num_rows,)),
+        "logits": (tuple(teacher.logits.shape), (num_rows, num_labels)),
+        "row_digests": (tuple(teacher.row_digests.shape), (num_rows, ROW_DIGEST_BYTES)),
+    }
+    for name, (shape, expected) in shapes.items():
+        if shape != expected:
+            raise TeacherLogitsFileError(
+                f"{where}: {name} is shaped {list(shape)}, the header ({num_rows} rows, labels "
+                f"{list(teacher.label_names)}) says {list(expected)}; {damaged}."
+            )
+    if _hash_row_digests(teacher.row_digests) != teacher.texts_hash:
+        raise TeacherLogitsFileError(f"{where}: its row digests do not match its texts_hash; {damaged}.")
+    if len(set(teacher.idx.tolist())) != rows:
+        raise TeacherLogitsFileError(f"{where}: an idx appears in more than one row; {damaged}.")
+    try:
+        check_finite_teacher_logits(teacher.logits, teacher.idx.tolist())
+    except NonFiniteTeacherLogitsError as error:
+        raise TeacherLogitsFileError(f"{where}: {error} Write the file again from such a teacher.") from None
 
 
 def attach_teacher_logits(
@@ -197,7 +249,7 @@ def attach_teacher_logits(
     The column equals what `teacher.add_teacher_logits` computes in memory with the same teacher.
     """
     teacher = read_teacher_logits_file(logits_file)
-    where = f"Teacher logits file {logits_file}"
+    where = f"--teacher_logits {logits_file}"
     if teacher.task_name != task_name or teacher.split != TRAIN_SPLIT:
         raise TeacherLogitsFileError(
             f"{where} was made for task {teacher.task_name} ({teacher.split} split), not {task_name} "
@@ -269,8 +321,9 @@ class TeacherLogitsArguments:
 def main(argv: Sequence[str] | None = None) -> int:
     """`pseudo-kd-glue-teacher-logits`: write a teacher's logits over a task's training split to a file.
 
-    Returns the exit code: 0, or 2 after one `error: ...` line on stderr for bad input (a flag, a missing teacher
-    folder, a bad data file, a teacher of other labels); a bug or a library failure keeps its traceback.
+    Returns the exit code: 0; 2 after one `error: ...` line on stderr for bad input (a flag, a missing teacher
+    folder, a bad data file, a teacher of other labels); 1 after one for a diverged teacher (logits that are NaN or
+    infinite: no file is written). A bug or a library failure keeps its traceback.
     """
     try:
         try:
@@ -293,7 +346,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
     fingerprint = fingerprint_teacher(teacher, teacher_tokenizer)
-    logits = _teacher_logits_in_split_order(train, teacher, teacher_tokenizer, args, label_order, fingerprint)
+    try:
+        logits = _teacher_logits_in_split_order(train, teacher, teacher_tokenizer, args, label_order, fingerprint)
+    except NonFiniteTeacherLogitsError as error:  # a diverged teacher: exit 1, as pseudo-kd-glue for a diverged model
+        print(f"error: --teacher_name_or_path {args.teacher_name_or_path}: {error} No file written.", file=sys.stderr)
+        return 1
     path = write_teacher_logits_file(
         args.output_file,
         task_name=task.name,

@@ -11,6 +11,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from pseudo_kd_hf import TEACHER_LOGITS_COLUMN
 from pseudo_kd_hf.glue.data import load_glue_task
+from pseudo_kd_hf.glue.finite import NonFinitePredictionsError
 from pseudo_kd_hf.teacher import add_teacher_logits, fingerprint_teacher
 from tests.helpers.glue_models import save_tiny_teacher
 
@@ -80,3 +81,13 @@ def test_missing_text_column_is_named(teacher) -> None:
     model, tokenizer = teacher
     with pytest.raises(ValueError, match="sentence2"):
         add_teacher_logits(Dataset.from_dict({"sentence1": ["a"]}), model, tokenizer, TEXT_COLUMNS)
+
+
+def test_a_diverged_teacher_never_reaches_the_student(teacher) -> None:
+    """NaN logits would train the student on NaN targets; the rows are named by idx."""
+    model, tokenizer = teacher
+    with torch.no_grad():
+        model.classifier.bias[1] = float("nan")
+    dataset = Dataset.from_dict({"sentence1": ["the a", "he was"], "sentence2": ["to", "she"], "idx": [5, 8]})
+    with pytest.raises(NonFinitePredictionsError, match="for 2 of 2 training examples \\(idx 5, 8\\)"):
+        add_teacher_logits(dataset, model, tokenizer, TEXT_COLUMNS)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from datasets import Dataset
+from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PretrainedConfig
 
@@ -24,7 +25,7 @@ from pseudo_kd_hf.teacher_file import (
     texts_hash,
     write_teacher_logits_file,
 )
-from tests.helpers.glue_models import TEACHER_WORDS, save_tiny_teacher
+from tests.helpers.glue_models import TEACHER_WORDS, save_tiny_student, save_tiny_teacher
 
 RTE = get_task("rte")
 TRAIN_ROWS = 20
@@ -188,7 +189,7 @@ def edited_from_idx_13(train: Dataset) -> Dataset:
 def test_refuses_a_file_made_for_other_data(logits_file: Path, train: Dataset, dataset, options, message) -> None:
     with pytest.raises(TeacherLogitsFileError) as error:
         attach(dataset(train), logits_file, **options)
-    assert "\n" not in str(error.value) and str(error.value).startswith(f"Teacher logits file {logits_file}")
+    assert "\n" not in str(error.value) and str(error.value).startswith(f"--teacher_logits {logits_file}")
     assert message in str(error.value)
 
 
@@ -232,3 +233,68 @@ def test_console_script_reads_only_the_training_split_and_names_a_missing_teache
     capsys.readouterr()
     assert write_logits(glue_dir, tmp_path / "runs" / "absent", tmp_path / "other.safetensors") == 2
     assert f"--teacher_name_or_path {tmp_path / 'runs' / 'absent'}: no such folder" in one_line_error(capsys)
+
+
+def test_console_script_refuses_a_diverged_teacher(glue_dir: Path, teacher_dir: Path, tmp_path: Path, capsys) -> None:
+    model = AutoModelForSequenceClassification.from_pretrained(teacher_dir)
+    with torch.no_grad():
+        model.classifier.weight[0, 0] = float("inf")  # inf * 0-centred features: NaN or inf on every row
+    model.save_pretrained(teacher_dir)
+    assert write_logits(glue_dir, teacher_dir, tmp_path / "rte.safetensors") == 1
+    err = one_line_error(capsys)
+    assert err.startswith(f"error: --teacher_name_or_path {teacher_dir}: the teacher's logits are not finite")
+    assert f"for {TRAIN_ROWS} of {TRAIN_ROWS} training examples (idx 0, 1, 2, 3, 4, ...)" in err
+    assert not (tmp_path / "rte.safetensors").exists()
+
+
+def rewrite(logits_file: Path, path: Path, metadata: dict[str, str | None], **tensors: torch.Tensor) -> Path:
+    """A copy of `logits_file` with header keys replaced (None: removed) and tensors replaced."""
+    with safe_open(str(logits_file), framework="pt") as file:
+        header = {**file.metadata(), **metadata}
+        content = {name: file.get_tensor(name) for name in file.keys()}
+    save_file({**content, **tensors}, path, metadata={key: value for key, value in header.items() if value is not None})
+    return path
+
+
+@pytest.mark.parametrize(
+    ("metadata", "tensors", "message"),
+    [
+        ({"texts_hash": None}, {}, "the header lacks texts_hash"),
+        ({"label_names": '["entailment", '}, {}, "the header's label_names is not JSON"),
+        ({"label_names": '{"a": 1}'}, {}, "label_names is not a list of names"),
+        ({"num_rows": "many"}, {}, "num_rows is not a count"),
+        ({}, {"logits": torch.zeros(TRAIN_ROWS, 3)}, f"logits is shaped [{TRAIN_ROWS}, 3], the header"),
+        ({}, {"logits": torch.zeros(TRAIN_ROWS - 1, 2)}, "logits is shaped"),
+        ({}, {"idx": torch.zeros(TRAIN_ROWS, dtype=torch.int64)}, "an idx appears in more than one row"),
+        ({}, {"row_digests": torch.zeros(TRAIN_ROWS, 8, dtype=torch.uint8)}, "do not match its texts_hash"),
+        (
+            {},
+            {"logits": torch.zeros(TRAIN_ROWS, 2).index_fill_(0, torch.tensor([3, 7]), float("nan"))},
+            "not finite (NaN or inf) for 2 of 20 training examples (idx 3, 7)",
+        ),
+    ],
+    ids=["missing_key", "bad_json", "not_a_list", "num_rows", "more_columns", "fewer_rows", "idx", "digests", "nan"],
+)
+def test_refuses_a_damaged_file(logits_file: Path, tmp_path: Path, metadata, tensors, message) -> None:
+    damaged = rewrite(logits_file, tmp_path / "damaged.safetensors", metadata, **tensors)
+    with pytest.raises(TeacherLogitsFileError) as error:
+        read_teacher_logits_file(damaged)
+    assert "\n" not in str(error.value) and str(error.value).startswith(f"--teacher_logits {damaged}: ")
+    assert message in str(error.value)
+
+
+def test_training_refuses_a_non_finite_file_before_it_trains(
+    logits_file: Path, glue_dir: Path, minilm_path: Path, tmp_path: Path, capsys
+) -> None:
+    from pseudo_kd_hf.cli import main as glue_main
+
+    student = save_tiny_student(tmp_path / "student", minilm_path)
+    damaged = rewrite(logits_file, tmp_path / "nan.safetensors", {}, logits=torch.full((TRAIN_ROWS, 2), float("nan")))
+    flags = ["--model_name_or_path", student, "--task_name", "rte", "--data_dir", glue_dir, "--do_train"]
+    flags += ["--regularization", "kd", "--teacher_logits", damaged, "--output_dir", tmp_path / "run"]
+    flags += ["--use_cpu", "--report_to", "none", "--max_steps", "1"]
+    capsys.readouterr()
+    assert glue_main([str(flag) for flag in flags]) == 2
+    err = one_line_error(capsys)
+    assert err.startswith(f"error: --teacher_logits {damaged}: the teacher's logits are not finite")
+    assert not list((tmp_path / "run").glob("checkpoint-*")) and not (tmp_path / "run" / "train_results.json").exists()

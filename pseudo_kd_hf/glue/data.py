@@ -10,24 +10,77 @@ Every problem with the files raises :class:`GlueDataError`, one line naming the 
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
-from datasets import ClassLabel, Dataset, DatasetDict, Features, NamedSplit, Value, load_dataset
+import pyarrow as pa
+from datasets import (
+    ClassLabel,
+    Dataset,
+    DatasetDict,
+    DownloadMode,
+    Features,
+    NamedSplit,
+    SplitDict,
+    Value,
+    load_dataset,
+)
 from datasets.exceptions import DatasetGenerationError
+from datasets.packaged_modules.generator.generator import Generator
 
 from .tasks import HUB_DATASET, STSB_RANGE, FileLayout, GlueTask, get_task
+
+logger = logging.getLogger(__name__)
 
 
 class GlueDataError(ValueError):
     """A GLUE data folder or file that cannot be read as the task's layout: bad input, not a bug."""
 
 
+class ShortCacheError(ValueError):
+    """A cache file that reads, but with fewer rows than were written (cut at a record batch boundary)."""
+
+
+# What pyarrow raises for a cut-short or overwritten Arrow file: ArrowInvalid, or OSError ("Expected to read ...").
+DAMAGED_CACHE_ERRORS = (OSError, pa.ArrowException, ShortCacheError)
+
+
+def rebuilt_if_damaged(
+    build: Callable[[bool], Dataset], expected_rows: Callable[[Dataset], int | None], what: str
+) -> Dataset:
+    """`build(False)` (from the `datasets` cache where it can), or `build(True)` (rebuilt) when that cache is damaged.
+
+    `datasets` trusts its Arrow cache files: a truncated one raises a pyarrow error on every later load, and one cut
+    at a record batch boundary loads short, silently. Here either is rebuilt, with one warning naming the cache;
+    a rebuild that fails keeps its traceback. `expected_rows(dataset)`: the row count it must have (None: unknown).
+    """
+    try:
+        dataset = build(False)
+        expected = expected_rows(dataset)
+        if expected is not None and len(dataset) != expected:
+            raise ShortCacheError(f"{len(dataset)} rows of {expected}")
+        return dataset
+    except DAMAGED_CACHE_ERRORS as error:
+        dataset = build(True)
+        where = os.path.dirname(dataset.cache_files[0]["filename"]) if dataset.cache_files else "memory"
+        logger.warning(f"The {what} cache in {where} was damaged ({' '.join(str(error).split())}); rebuilt it.")
+        return dataset
+
+
+def split_rows(splits: SplitDict | None, split: str) -> int | None:
+    """The row count `datasets` recorded for a split when it wrote the cache (None where it recorded none)."""
+    return splits[split].num_examples if splits and split in splits else None
+
+
 def load_glue_task(
-    task_name: str, data_dir: str | os.PathLike | None = None, splits: Iterable[str] | None = None
+    task_name: str,
+    data_dir: str | os.PathLike | None = None,
+    splits: Iterable[str] | None = None,
+    overwrite_cache: bool = False,
 ) -> DatasetDict:
     """Load the splits of a GLUE task with the Hub's schema.
 
@@ -36,12 +89,14 @@ def load_glue_task(
     chooses what to load: each must be there, and no other file is read, so a broken file the run does not use stops
     nothing. Without ``splits`` every split whose file is present is loaded. Each split is written to the
     ``datasets`` Arrow cache keyed on the file's content, so a second load and later ``.map()`` calls are served
-    from disk, and an edited file is read again.
+    from disk, and an edited file is read again. A damaged cache entry is rebuilt (`rebuilt_if_damaged`);
+    ``overwrite_cache`` rebuilds every split's entry.
     """
     task = get_task(task_name)
     wanted = _check_split_names(task, splits)
     if data_dir is None:
-        hub = load_dataset(HUB_DATASET, task.name)
+        mode = DownloadMode.FORCE_REDOWNLOAD if overwrite_cache else None
+        hub = load_dataset(HUB_DATASET, task.name, download_mode=mode)
         return hub if wanted is None else DatasetDict({split: hub[split] for split in wanted})
     folder = Path(data_dir) / task.folder
     if not folder.is_dir():
@@ -61,7 +116,10 @@ def load_glue_task(
         )
     features = _hub_features(task)
     return DatasetDict(
-        {split: _load_split(task, split, (folder / task.files[split]).resolve(), features) for split in wanted}
+        {
+            split: _load_split(task, split, (folder / task.files[split]).resolve(), features, overwrite_cache)
+            for split in wanted
+        }
     )
 
 
@@ -103,12 +161,20 @@ def _hub_features(task: GlueTask) -> Features:
     return Features({**text, "label": label, "idx": Value("int32")})
 
 
-def _load_split(task: GlueTask, split: str, path: Path, features: Features) -> Dataset:
+def _load_split(task: GlueTask, split: str, path: Path, features: Features, overwrite_cache: bool) -> Dataset:
     # gen_kwargs are hashed into the cache key: the content's digest makes an edited file a new dataset, whatever
-    # its size and modification time.
+    # its size and modification time. The builder `Dataset.from_generator` makes, built here to pass download_mode.
     gen_kwargs = {"path": str(path), "sha256": _sha256(path), "task": task, "split": split}
+    builder = Generator(features=features, generator=_read_rows, gen_kwargs=gen_kwargs, split=NamedSplit(split))
+
+    def build(rebuild: bool) -> Dataset:
+        builder.download_and_prepare(download_mode=DownloadMode.FORCE_REDOWNLOAD if rebuild else None)
+        return builder.as_dataset(split=split)
+
     try:
-        return Dataset.from_generator(_read_rows, features=features, gen_kwargs=gen_kwargs, split=NamedSplit(split))
+        if overwrite_cache:
+            return build(True)
+        return rebuilt_if_damaged(build, lambda _: split_rows(builder.info.splits, split), f"raw data ({path})")
     except DatasetGenerationError as error:
         # `datasets` wraps whatever the generator raises; surface our one-line message about the file instead.
         if isinstance(error.__cause__, GlueDataError):
@@ -139,6 +205,7 @@ def _read_rows(path: str, sha256: str, task: GlueTask, split: str) -> Iterator[d
         if len(lines) == 1:
             raise GlueDataError(f"{path}: only a header line, no examples; restore the file from the GLUE download.")
     min_fields = _min_fields(layout)
+    numbered_in_file_order = split in task.submission_keys  # a leaderboard test file: row i is example i
     for row_number, line in enumerate(lines[first_row:]):
         fields = _fields(line)
         where = f"{path}, line {first_row + row_number + 1}"
@@ -158,6 +225,12 @@ def _read_rows(path: str, sha256: str, task: GlueTask, split: str) -> Iterator[d
         row = {column: fields[field] for column, field in zip(task.text_columns, layout.text_fields, strict=True)}
         row["label"] = -1 if layout.label_field is None else _parse_label(task, fields[layout.label_field], where)
         row["idx"] = row_number if layout.index_field is None else _parse_index(fields[layout.index_field], where)
+        if numbered_in_file_order and row["idx"] != row_number:
+            raise GlueDataError(
+                f"{where}: index {row['idx']}, expected {row_number}: the leaderboard file numbers the test rows "
+                "0..n-1 in file order, so this file's predictions would be misnumbered; restore the file from the "
+                "GLUE download."
+            )
         yield row
 
 

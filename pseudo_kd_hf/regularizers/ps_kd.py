@@ -29,10 +29,13 @@ class PreviousPredictions:
 
     def __init__(self, example_ids: Sequence[int], labels: Sequence[int], num_classes: int) -> None:
         self.keys, order = torch.as_tensor(example_ids, dtype=torch.long).sort()
-        if len(self.keys) > 0 and (self.keys[0] < 0 or bool((self.keys[1:] == self.keys[:-1]).any())):
+        repeated = self.keys[1:][self.keys[1:] == self.keys[:-1]]
+        if len(self.keys) > 0 and (self.keys[0] < 0 or len(repeated) > 0):
+            problem = f"idx {int(repeated[0])} appears twice" if len(repeated) else f"idx {int(self.keys[0])} is < 0"
             raise ValueError(
                 f"regularization='ps_kd' keys its table by the {EXAMPLE_ID_COLUMN!r} column, which must hold distinct "
-                "integers >= 0: renumber it, e.g. dataset.map(lambda _, i: {'idx': i}, with_indices=True)."
+                f"integers >= 0 ({problem}): renumber it, e.g. dataset.map(lambda _, i: {{'idx': i}}, "
+                "with_indices=True)."
             )
         _, labels = split_ignored(torch.as_tensor(labels, dtype=torch.long))
         self.probs = F.one_hot(labels[order], num_classes).float()

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from datasets import ClassLabel, DatasetDict, Features, Value
+from datasets import ClassLabel, DatasetDict, DownloadMode, Features, Value
 
 from pseudo_kd_hf.glue import data
 from pseudo_kd_hf.glue.data import GlueDataError, load_glue_task, missing_splits, required_splits
@@ -141,7 +141,7 @@ def test_qqp_quirks_stay_text(tmp_path: Path) -> None:
     header = "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate"
     write_tsv(tmp_path / "QQP" / "train.tsv", [header, '5\t1\t2\tWhat is "this?\tNA\t0', "9\t3\t4\tnull\tWhy?\t1"])
     write_tsv(tmp_path / "QQP" / "dev.tsv", [header, "3\t5\t6\tA\tB\t1"], final_newline=False)
-    write_tsv(tmp_path / "QQP" / "test.tsv", ["id\tquestion1\tquestion2", "0\tHow?\tnull", '7\tNA\t"x'])
+    write_tsv(tmp_path / "QQP" / "test.tsv", ["id\tquestion1\tquestion2", "0\tHow?\tnull", '1\tNA\t"x'])
     dataset = load_glue_task("qqp", tmp_path)
     assert list(dataset) == ["train", "validation", "test"]
     assert dataset["train"].features == hub_features("qqp")
@@ -152,7 +152,7 @@ def test_qqp_quirks_stay_text(tmp_path: Path) -> None:
     assert dataset["validation"].to_list() == [{"question1": "A", "question2": "B", "label": 1, "idx": 0}]
     assert dataset["test"].to_list() == [
         {"question1": "How?", "question2": "null", "label": -1, "idx": 0},
-        {"question1": "NA", "question2": '"x', "label": -1, "idx": 7},
+        {"question1": "NA", "question2": '"x', "label": -1, "idx": 1},
     ]
 
 
@@ -284,6 +284,23 @@ def test_malformed_row_names_file_and_line(
     assert "\n" not in message
 
 
+@pytest.mark.parametrize(
+    ("task_name", "file_name", "lines", "bad_line"),
+    [
+        ("rte", "RTE/test.tsv", ["index\tsentence1\tsentence2", "0\tA\tB", "2\tC\tD", "1\tE\tF"], 3),
+        ("qqp", "QQP/test.tsv", ["id\tquestion1\tquestion2", "1\tHow?\tWhy?"], 2),
+        ("ax", "diagnostic/diagnostic.tsv", ["index\tsentence1\tsentence2", "0\tA\tB", "0\tC\tD"], 3),
+    ],
+)
+def test_a_test_file_not_numbered_in_file_order_is_refused(
+    tmp_path: Path, task_name: str, file_name: str, lines: list[str], bad_line: int
+) -> None:
+    """Leaderboard files number their rows 0..n-1 in file order: another index would misnumber every prediction."""
+    path = write_tsv(tmp_path / file_name, lines)
+    with pytest.raises(GlueDataError, match=f"{path.resolve()}, line {bad_line}: index .* misnumbered"):
+        load_glue_task(task_name, tmp_path, splits=get_task(task_name).test_splits)
+
+
 def test_missing_task_folder_and_unknown_task(tmp_path: Path) -> None:
     with pytest.raises(GlueDataError, match="MNLI"):
         load_glue_task("mnli", tmp_path)
@@ -411,7 +428,10 @@ def test_a_file_changed_while_loading_is_refused(tmp_path: Path) -> None:
 
 def test_without_data_dir_loads_the_hub_config(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
-    monkeypatch.setattr(data, "load_dataset", lambda *args: calls.append(args) or DatasetDict())
+    monkeypatch.setattr(data, "load_dataset", lambda *args, **kwargs: calls.append((*args, kwargs)) or DatasetDict())
     assert isinstance(load_glue_task("AX"), DatasetDict)
-    load_glue_task("SST-2")
-    assert calls == [("nyu-mll/glue", "ax"), ("nyu-mll/glue", "sst2")]
+    load_glue_task("SST-2", overwrite_cache=True)
+    assert calls == [
+        ("nyu-mll/glue", "ax", {"download_mode": None}),
+        ("nyu-mll/glue", "sst2", {"download_mode": DownloadMode.FORCE_REDOWNLOAD}),
+    ]
