@@ -24,9 +24,9 @@ from .glue.submission import (
     collect_leaderboard_files,
     package_submission,
     validate_submission,
+    write_atomically,
     write_leaderboard_file,
 )
-from .glue.submission import _write_atomically as write_atomically  # one atomic writer for every result file
 from .glue.tasks import METRIC_KEYS, SUBMISSION_FILES, TASKS
 
 if TYPE_CHECKING:
@@ -49,8 +49,9 @@ def run_suite(
 ) -> None:
     """Run every GLUE task with one method and seed into `output_dir/<task>/`, then package and tabulate.
 
-    Resumable: a task whose folder holds `all_results.json` is skipped; an interrupted one resumes from its last
-    checkpoint. With `--data_dir`, tasks lacking a file the stages read (or their whole folder) are skipped with a
+    Resumable: a task whose folder holds a whole `all_results.json` is skipped (`finished_results`); an interrupted
+    one resumes from its last checkpoint.
+    With `--data_dir`, tasks lacking a file the stages read (or their whole folder) are skipped with a
     warning, and the submission fills them. `run_one` runs one task from the user's values with its task name and
     output folder filled in.
     """
@@ -58,7 +59,7 @@ def run_suite(
     stages = {"do_train": training_args.do_train, "do_eval": training_args.do_eval}
     for task in SUITE_TASKS:
         task_dir = root / task.name
-        if (task_dir / ALL_RESULTS).is_file():
+        if finished_results(task_dir, trained=training_args.do_train) is not None:
             logger.info(f"Suite: {task.name} already finished in {task_dir}; skipped.")
             continue
         needed = required_splits(task.name, **stages, do_predict=training_args.do_predict)
@@ -77,6 +78,22 @@ def run_suite(
     run_dirs = [root / task.name for task in SUITE_TASKS if (root / task.name).is_dir()]
     if training_args.do_predict and run_dirs:
         _package_suite(root, run_dirs)
+
+
+def finished_results(run_dir: Path, trained: bool) -> dict[str, Any] | None:
+    """A finished run's `all_results.json`: None when it is absent, cut short (a full disk, a crash mid-write) or
+    lacks `train_loss` though the run trained. Such a run is unfinished: a rerun resumes it or evaluates again."""
+    path = run_dir / ALL_RESULTS
+    if not path.is_file():
+        return None
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        results = None
+    if isinstance(results, dict) and results and (not trained or "train_loss" in results):
+        return results
+    logger.warning(f"{path} is cut short or holds no results of this run: the run counts as unfinished.")
+    return None
 
 
 def _package_suite(root: Path, run_dirs: list[Path]) -> None:
@@ -102,8 +119,7 @@ def results_table(root: Path, values: dict[str, Any]) -> str:
         "|---|---|---|",
     ]
     for task in SUITE_TASKS:
-        results_file = root / task.name / ALL_RESULTS
-        results = json.loads(results_file.read_text(encoding="utf-8")) if results_file.is_file() else {}
+        results = finished_results(root / task.name, trained=False) or {}
         names = sorted(METRIC_KEYS[task.metric], key=lambda name: name != task.primary_metric)  # the paper's first
         names += ["combined_score"] if len(names) > 1 else []
         rows = [

@@ -8,8 +8,11 @@ parts, keeps the method's columns, and saves the method's state in checkpoints. 
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import os
+from pathlib import Path
 from typing import Any
 
 import datasets
@@ -17,12 +20,15 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 from transformers import PreTrainedModel, Trainer
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
 
+from .checkpointing import WholeRunLoss, write_json
 from .config import PseudoKDTrainingArguments
 from .fast_step import FastStepMixin
 from .losses import LossParts, gold_loss, reduce_kept, split_ignored
 from .regularizers import Regularizer, get_regularizer
+from .run_dir import TRAINER_STATE_NAME, write_manifest
 from .teacher import TEACHER_LOGITS_COLUMN, prepare_teacher
 
 logger = logging.get_logger(__name__)
@@ -95,6 +101,8 @@ class PseudoKDTrainer(FastStepMixin, Trainer):
         self.regularizer: Regularizer = method(args)
         self.regularizer.setup(self)
         self._part_totals: torch.Tensor | None = None  # on device: [gold loss sum, regulariser part sum, kept rows]
+        self._whole_run_loss = WholeRunLoss()
+        self.add_callback(self._whole_run_loss)
 
     # ---- data -------------------------------------------------------------------------------------------------
 
@@ -172,6 +180,12 @@ class PseudoKDTrainer(FastStepMixin, Trainer):
 
     # ---- logging ----------------------------------------------------------------------------------------------
 
+    def training_step(self, model: nn.Module, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> torch.Tensor:
+        """The Trainer's step; its loss also adds to the whole run's sum (`WholeRunLoss`)."""
+        loss = super().training_step(model, inputs, *args, **kwargs)
+        self._whole_run_loss.add(loss)
+        return loss
+
     def _record_loss_parts(self, parts: LossParts, keep: torch.Tensor) -> None:
         """Accumulate on the device (no host sync) the kept rows' gold loss, regulariser part and count."""
         gold = reduce_kept(parts.gold.detach(), keep, "sum")
@@ -182,7 +196,11 @@ class PseudoKDTrainer(FastStepMixin, Trainer):
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add `ce_loss` (gold-label CE, or MSE for regression) and `regularizer_loss` to each training log, and to
         the end-of-training log when steps ran since the last one: ``loss = w * ce_loss + regularizer_loss``.
-        A non-finite logged loss stops training."""
+        A non-finite logged loss stops training. A resumed run's `train_loss` covers the whole run (`WholeRunLoss`);
+        it is corrected in `logs` itself, the metrics `train()` returns."""
+        if "train_loss" in logs:
+            whole_run = self._whole_run_loss.train_loss(self.state.global_step, self._mean_over_processes)
+            logs["train_loss"] = logs["train_loss"] if whole_run is None else whole_run
         self._check_finite_loss(logs)
         if ("loss" in logs or "train_runtime" in logs) and self._part_totals is not None:  # a step, or the end
             gold_sum, regularizer_sum, count = self.accelerator.reduce(self._part_totals, reduction="sum").tolist()
@@ -209,7 +227,42 @@ class PseudoKDTrainer(FastStepMixin, Trainer):
                 "result was written; lower --learning_rate (or raise --warmup_steps) and train again."
             )
 
-    # ---- checkpoints ------------------------------------------------------------------------------------------
+    def _mean_over_processes(self, value: torch.Tensor) -> torch.Tensor:
+        return self.accelerator.reduce(value, reduction="mean")
+
+    # ---- checkpoints and results ------------------------------------------------------------------------------
+
+    def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
+        """The Trainer's checkpoint, recording the run's loss sum in its trainer state, then its manifest.
+
+        The manifest is written once `Trainer._save_checkpoint` has returned: every file is written then (weights,
+        optimizer, scheduler, RNG states, trainer state) and older checkpoints rotated. Not in `on_save`: the
+        JIT-checkpoint path saves without that event.
+        """
+        self._whole_run_loss.record(self.state, self._mean_over_processes)  # every process: a collective
+        super()._save_checkpoint(model, trial)
+        folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        if self.args.should_save:
+            write_manifest(folder)
+
+    def save_metrics(self, split: str, metrics: dict[str, Any], combined: bool = True) -> None:
+        """The Trainer's `{split}_results.json` (and `all_results.json` when `combined`), each written atomically."""
+        if not self.is_world_process_zero():
+            return
+        output_dir = Path(self.args.output_dir)
+        write_json(output_dir / f"{split}_results.json", metrics, indent=4)
+        if combined:
+            path = output_dir / "all_results.json"
+            try:
+                earlier = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):  # none yet, or one cut short by an older version: nothing to keep
+                earlier = {}
+            write_json(path, {**earlier, **metrics}, indent=4)
+
+    def save_state(self) -> None:
+        """The Trainer's `trainer_state.json` in output_dir, written atomically."""
+        if self.is_world_process_zero():
+            write_json(Path(self.args.output_dir) / TRAINER_STATE_NAME, dataclasses.asdict(self.state), indent=2)
 
     def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
         """Checkpoints also hold the method's state (identical on every process), saved beside the optimizer's."""

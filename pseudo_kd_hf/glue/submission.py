@@ -111,7 +111,7 @@ def _tsv_text(column: list[str]) -> str:
     return "\t".join(SUBMISSION_HEADER) + "\n" + rows
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
     """Write ``path`` whole or not at all: a crash mid-write leaves the previous file (or none), never half of one."""
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as to a file
@@ -139,7 +139,7 @@ def write_leaderboard_file(key: str, predictions: Sequence, output_dir: str | os
     text = _tsv_text(_prediction_column(entry, predictions))
     path = Path(output_dir) / entry.file_name
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(path, text.encode("utf-8"))
+    write_atomically(path, text.encode("utf-8"))
     return path
 
 
@@ -185,12 +185,12 @@ def write_submission(
     zip_path = output_dir / SUBMISSION_ZIP
     zip_path.unlink(missing_ok=True)  # a crash while the files below are replaced leaves no zip of old and new
     for file_name, text in texts.items():
-        _write_atomically(output_dir / file_name, text.encode("utf-8"))
+        write_atomically(output_dir / file_name, text.encode("utf-8"))
     filled_note = output_dir / FILLED_NOTE
     if missing:
         lines = [f"{SUBMISSION_FILES[key].file_name}\t{_fill_description(SUBMISSION_FILES[key])}" for key in missing]
         header = "Placeholder files: every row holds one constant prediction (AX uses MNLI's majority class).\n"
-        _write_atomically(filled_note, (header + "\n".join(lines) + "\n").encode("utf-8"))
+        write_atomically(filled_note, (header + "\n".join(lines) + "\n").encode("utf-8"))
     else:
         filled_note.unlink(missing_ok=True)  # a stale note from an overwritten filled submission would mislead
     buffer = io.BytesIO()
@@ -199,7 +199,7 @@ def write_submission(
             member = zipfile.ZipInfo(file_name, date_time=time.localtime()[:6])
             member.external_attr = 0o644 << 16  # readable by all, as the files beside it
             archive.writestr(member, text, compress_type=zipfile.ZIP_DEFLATED)
-    _write_atomically(zip_path, buffer.getvalue())  # last: a folder holding the zip holds a complete submission
+    write_atomically(zip_path, buffer.getvalue())  # last: a folder holding the zip holds a complete submission
     return zip_path
 
 

@@ -342,7 +342,7 @@ def test_a_crash_while_writing_leaves_the_old_file_whole_and_no_temporary(tmp_pa
 
 def test_an_interrupted_overwrite_leaves_no_zip_of_old_and_new_files(tmp_path, predictions, monkeypatch):
     write_submission(predictions, tmp_path)
-    real_write = submission._write_atomically
+    real_write = submission.write_atomically
     written = []
 
     def crash_on_third_file(path, data):
@@ -351,7 +351,7 @@ def test_an_interrupted_overwrite_leaves_no_zip_of_old_and_new_files(tmp_path, p
         written.append(path)
         real_write(path, data)
 
-    monkeypatch.setattr(submission, "_write_atomically", crash_on_third_file)
+    monkeypatch.setattr(submission, "write_atomically", crash_on_third_file)
     with pytest.raises(OSError, match="simulated crash"):
         write_submission(_random_predictions(seed=1), tmp_path, overwrite=True)
     assert not (tmp_path / SUBMISSION_ZIP).exists()  # a zip is only ever the complete, checked submission
