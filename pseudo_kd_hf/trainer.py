@@ -110,6 +110,14 @@ class PseudoKDTrainer(FastStepMixin, Trainer):
         """The method's own batches when it builds them (CS-KD's pairs), else the Trainer's."""
         return self.regularizer.train_dataloader(self) or super().get_train_dataloader()
 
+    def get_batch_samples(self, *args: Any, **kwargs: Any) -> tuple[list[Any], Any]:
+        """No batch once `max_steps` are done. Resuming from a checkpoint at `max_steps` in mid-epoch, transformers
+        (5.24) would train one step more: the loop checks for the end only after a step."""
+        if 0 < self.state.max_steps <= self.state.global_step:
+            self.control.should_training_stop = True
+            return [], None
+        return super().get_batch_samples(*args, **kwargs)
+
     def _set_signature_columns_if_needed(self) -> None:
         """Keep the method's columns (cached teacher logits, example ids) through `remove_unused_columns`."""
         super()._set_signature_columns_if_needed()

@@ -123,6 +123,7 @@ def test_a_run_whose_results_were_cut_short_resumes_and_finishes(
         assert main(train_flags(student, output_dir, shared_glue_data)) == 0
     assert "holds a finished run" not in caplog.text and "cut short" in caplog.text
     assert f"Resuming from {output_dir / f'checkpoint-{STEPS}'}" in caplog.text
+    assert json.loads((output_dir / "trainer_state.json").read_text())["global_step"] == STEPS  # no step more
     assert train_loss(output_dir) == pytest.approx(train_loss(reference), rel=1e-6)
     assert_same_weights(output_dir, reference)
 

@@ -90,9 +90,7 @@ def test_torn_trainer_state_and_missing_method_state_make_a_checkpoint_partial(t
     (torn / "trainer_state.json").write_text('{"global_step": ')
     assert checkpoint_problems(torn) == ["no trainer_state.json"]
     no_method_state = write_checkpoint(tmp_path / "checkpoint-2")
-    assert checkpoint_problems(no_method_state, ("optimizer.pt", "regularizer_state.pt")) == [
-        "no regularizer_state.pt"
-    ]
+    assert checkpoint_problems(no_method_state, ("optimizer.pt", "regularizer_state.pt")) == ["no regularizer_state.pt"]
     complete = write_checkpoint(tmp_path / "checkpoint-1", extra=("regularizer_state.pt",))
     assert last_complete_checkpoint(tmp_path, ("optimizer.pt", "regularizer_state.pt")) == str(complete)
 
