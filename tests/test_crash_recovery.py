@@ -19,7 +19,6 @@ from transformers import TrainerCallback
 
 from pseudo_kd_hf import PseudoKDTrainer, PseudoKDTrainingArguments, cli
 from pseudo_kd_hf.cli import main
-from pseudo_kd_hf.run_dir import MANIFEST_NAME
 from pseudo_kd_hf.suite import run_suite
 from tests.helpers.glue_models import save_tiny_student
 from tests.helpers.tiny import sgd_args, tiny_bert, tiny_dataset
@@ -34,13 +33,13 @@ def student(tmp_path_factory: pytest.TempPathFactory, minilm_path: Path) -> Path
     return save_tiny_student(tmp_path_factory.mktemp("models") / "student", minilm_path)
 
 
-def train_flags(student: Path, output_dir: Path, glue: Path) -> list[str]:
-    """RTE, 3 steps of a tiny student with dropout (so resuming must restore the RNG), a checkpoint every step."""
+def train_flags(student: Path, output_dir: Path, glue: Path, steps: int = STEPS) -> list[str]:
+    """RTE, a few steps of a tiny student with dropout (so resuming must restore the RNG), a checkpoint every step."""
     return run_flags(
         student,
         output_dir,
         "rte",
-        *("--data_dir", glue, "--do_train", "--max_train_samples", "16", "--max_steps", STEPS),
+        *("--data_dir", glue, "--do_train", "--max_train_samples", "16", "--max_steps", steps),
         *("--save_steps", "1", "--keep_checkpoints", "--logging_steps", "2"),
     )
 
@@ -188,7 +187,7 @@ def test_resume_passes_over_a_damaged_checkpoint_to_an_intact_one(
     assert f"Passing over checkpoint {newest} ({name} damaged (" in caplog.text
     assert f"Resuming from {output_dir / f'checkpoint-{STEPS - 1}'}" in caplog.text
     assert_same_weights(output_dir, reference)
-    assert json.loads((newest / MANIFEST_NAME).read_text())["files"]  # saved again, with its manifest
+    assert json.loads((newest / "checkpoint_manifest.json").read_text())["files"]  # saved again, with its manifest
 
 
 # ---- signals -----------------------------------------------------------------------------------------------------
