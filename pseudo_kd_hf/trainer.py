@@ -4,6 +4,8 @@ Follows TRL's pattern: the settings live in a `TrainingArguments` subclass (`con
 `Regularizer` object (`regularizers/`), the math in pure functions (`losses/`). The trainer does what every method
 shares: it masks the rows labelled -100, reduces the per-example loss over the accumulated batch, logs the loss
 parts, keeps the method's columns, and saves the method's state in checkpoints. It has no branch on a method's name.
+Every checkpoint also carries a manifest of its files, result files are written atomically, and a resumed run's
+`train_loss` covers the whole run (`checkpointing.py`).
 """
 
 from __future__ import annotations

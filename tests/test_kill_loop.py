@@ -18,6 +18,7 @@ from tests.test_crash_recovery import DAMAGE, assert_same_weights, student, trai
 
 KILLS = 20
 STEPS = 30
+DAMAGE_ORDER = sorted(DAMAGE, key=lambda name: "zeroed" not in name)
 
 
 def run_cli(flags: list[str], log: str) -> None:
@@ -77,8 +78,8 @@ def test_kill_minus_nine_at_random_moments_with_damage_finishes_bit_equal(
         process.join()
         kills += 1
         newest = newest_checkpoint(output_dir)
-        if newest is not None and rng.random() < 0.35:
-            name = rng.choice(sorted(DAMAGE))
+        if newest is not None and rng.random() < 0.4:  # each kind of damage in turn, zeroed weights first
+            name = DAMAGE_ORDER[len(damaged) % len(DAMAGE_ORDER)]
             file_name, damage = DAMAGE[name]
             if (newest / file_name).is_file():
                 damage(newest / file_name)
@@ -88,5 +89,5 @@ def test_kill_minus_nine_at_random_moments_with_damage_finishes_bit_equal(
     final.start()
     final.join()
     assert final.exitcode == 0, Path(log).read_text()[-3000:]
-    assert kills == KILLS and damaged, (kills, damaged)
+    assert kills == KILLS and len(damaged) >= 2, (kills, damaged)
     assert_same_weights(output_dir, reference)
