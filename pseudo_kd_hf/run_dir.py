@@ -41,7 +41,7 @@ MANIFEST_NAME = "checkpoint_manifest.json"
 # The entry of trainer_state.json's `stateful_callbacks` that PseudoKDTrainer writes into each checkpoint: a
 # checkpoint holding it was saved with a manifest, so one without its manifest is a save cut short.
 CHECKPOINT_RECORD = "PseudoKDTrainer"
-_HASH = "xxh3_128"  # ~10x sha256's speed: MiniLM's 260 MB checkpoint hashes in 0.13 s, about the time to read it
+_HASH = "xxh3_128"  # MiniLM-L6 checkpoint (270 MB): 0.16 s, the time to read it; sha256 0.65 s
 _CHECKPOINT_FOLDER = re.compile(r"^checkpoint-(\d+)$")
 
 
