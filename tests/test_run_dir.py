@@ -20,6 +20,7 @@ from pseudo_kd_hf.run_dir import (
     last_complete_checkpoint,
     output_dir_lock,
     remove_checkpoints,
+    write_manifest,
 )
 
 
@@ -93,6 +94,23 @@ def test_torn_trainer_state_and_missing_method_state_make_a_checkpoint_partial(t
     assert checkpoint_problems(no_method_state, ("optimizer.pt", "regularizer_state.pt")) == ["no regularizer_state.pt"]
     complete = write_checkpoint(tmp_path / "checkpoint-1", extra=("regularizer_state.pt",))
     assert last_complete_checkpoint(tmp_path, ("optimizer.pt", "regularizer_state.pt")) == str(complete)
+
+
+def test_a_checkpoint_is_checked_against_its_manifest_and_an_older_one_without_is_taken(tmp_path: Path) -> None:
+    older = write_checkpoint(tmp_path / "checkpoint-1")  # saved before manifests: no record in its trainer state
+    assert checkpoint_problems(older) == []
+    newer = write_checkpoint(tmp_path / "checkpoint-2")
+    record = {"PseudoKDTrainer": {"args": {}, "attributes": {"manifest": True}}}
+    (newer / "trainer_state.json").write_text(json.dumps({"global_step": 2, "stateful_callbacks": record}))
+    assert checkpoint_problems(newer) == ["no checkpoint_manifest.json"]  # killed before its manifest
+    write_manifest(newer)
+    assert checkpoint_problems(newer) == []
+    (newer / "scheduler.pt").write_bytes(b"schedulex")  # same length, other bytes
+    assert checkpoint_problems(newer) == ["scheduler.pt damaged (its contents differ from the manifest's hash)"]
+    (newer / "scheduler.pt").write_bytes(b"sched")
+    assert checkpoint_problems(newer) == ["scheduler.pt damaged (5 bytes, the manifest says 9)"]
+    (newer / "checkpoint_manifest.json").write_text('{"files": ')
+    assert checkpoint_problems(newer) == ["a torn checkpoint_manifest.json"]
 
 
 def test_sharded_weights_need_every_shard(tmp_path: Path) -> None:
