@@ -59,8 +59,9 @@ class WholeRunLoss(TrainerCallback):
             )
 
     def add(self, loss: torch.Tensor) -> None:
-        loss = loss.detach()
-        self._since = loss if self._since is None else self._since + loss
+        if self._since is None:  # a buffer of its own: the step's loss may live in one that the next step reuses
+            self._since = torch.zeros((), device=loss.device)  # float32, as the Trainer's own sum
+        self._since += loss.detach()
 
     def total(self, reduce_mean: Any) -> float | None:
         """The loss summed over every step so far (`reduce_mean`: the mean over processes); None when unknown.
