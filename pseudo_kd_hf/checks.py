@@ -18,7 +18,7 @@ from .glue.data import GlueDataError, missing_splits
 from .glue.tasks import GlueTask, get_task
 from .parsing import task_arguments
 from .regularizers import get_regularizer, registered_regularizers
-from .run_dir import missing_checkpoint_files
+from .run_dir import checkpoint_problems
 from .run_folder import check_output_dir, checkpoint_files
 from .task_data import load_splits, needed_splits
 from .teacher import teacher_label_order
@@ -50,10 +50,10 @@ def check_task(
         check_local_path(f"--{flag}", getattr(model_args, flag), model_args.cache_dir)
     resume = training_args.resume_from_checkpoint
     if training_args.do_train and resume is not None:
-        lacking = missing_checkpoint_files(resume, checkpoint_files(task, training_args))
-        if lacking:
+        problems = checkpoint_problems(resume, checkpoint_files(task, training_args))
+        if problems:
             raise UsageError(
-                f"--resume_from_checkpoint {resume} is not a complete checkpoint (no {', '.join(lacking)}): pass "
+                f"--resume_from_checkpoint {resume} is not a complete checkpoint ({'; '.join(problems)}): pass "
                 "another one, or drop the flag to resume from the newest complete checkpoint in --output_dir."
             )
 

@@ -31,6 +31,7 @@ from transformers import (
 )
 
 from .arguments import ALL_TASKS, DataTrainingArguments, ModelArguments
+from .checkpointing import StopOnSignal, TrainingStopped
 from .checks import check_task
 from .config import PseudoKDTrainingArguments
 from .custom_data import DataFileError
@@ -58,8 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """`pseudo-kd-glue`: fine-tune, evaluate and predict one GLUE task, or every task with `--task_name all`.
 
     Returns the exit code: 0; 2 after one `error: ...` line on stderr for bad input (a flag, a data file, a busy
-    or unwritable --output_dir); 1 after one for a diverged model (no result file is written then). Anything else
-    (a bug, a library failure) raises with its traceback.
+    or unwritable --output_dir); 1 after one for a diverged model (no result file is written then); 143 (SIGTERM)
+    or 130 (SIGINT) when a signal stopped training after a checkpoint (a rerun resumes it). Anything else (a bug, a
+    library failure) raises with its traceback.
     """
     try:
         values = read_arguments(argv)  # only the flags the user set, so --preset fills exactly the others
@@ -80,6 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (TrainingDivergedError, NonFinitePredictionsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except TrainingStopped as stop:
+        print(stop, file=sys.stderr)
+        return stop.exit_code
     return 0
 
 
@@ -290,6 +295,7 @@ def build_trainer(
         data_collator=data_collator,
         compute_metrics=compute_metrics_fn(task),
         teacher_model=online_teacher,
+        callbacks=[StopOnSignal()],  # SIGTERM/SIGINT: a checkpoint at the next step, then exit 143/130
     )
     keep_logged_metrics(trainer)  # total_flos stays in train_results.json under --disable_tqdm
     return trainer
@@ -298,8 +304,9 @@ def build_trainer(
 def run_task(run: PreparedTask) -> dict[str, float]:
     """Train (resuming an interrupted run), evaluate on the dev set(s), write leaderboard files; return the metrics.
 
-    `all_results.json` is written last, so its presence marks a finished run (a rerun skips it). The checkpoints of a
-    finished training run are then removed, unless --keep_checkpoints: the final model is in the output folder.
+    `all_results.json` is written last (atomically), so a whole one marks a finished run (a rerun skips it). The
+    checkpoints of a finished training run are then removed, unless --keep_checkpoints: the final model is in the
+    output folder.
     """
     trainer, training_args = run.trainer, run.training_args
     results: dict[str, float] = {}

@@ -20,11 +20,11 @@ from .run_dir import (
     TRAINING_STATE_NAMES,
     OutputDirBusy,
     checkpoint_folders,
+    checkpoint_problems,
     last_complete_checkpoint,
-    missing_checkpoint_files,
     output_dir_lock,
 )
-from .suite import ALL_RESULTS
+from .suite import ALL_RESULTS, finished_results
 from .task_data import Task
 from .trainer import REGULARIZER_STATE_NAME
 
@@ -53,9 +53,13 @@ def output_dir_held(training_args: PseudoKDTrainingArguments) -> Iterator[None]:
 
 
 def finished_run(data_args: DataTrainingArguments, training_args: PseudoKDTrainingArguments) -> bool:
-    """A --do_train run whose folder already holds its results is finished: say so rather than train over them."""
-    results = Path(training_args.output_dir) / ALL_RESULTS
-    if not training_args.do_train or data_args.overwrite_output_dir or not results.is_file():
+    """A --do_train run whose folder already holds its results is finished: say so rather than train over them.
+
+    Results cut short (a full disk, a crash while writing them) do not count: the run resumes from its checkpoint.
+    """
+    if not training_args.do_train or data_args.overwrite_output_dir:
+        return False
+    if finished_results(Path(training_args.output_dir), trained=True) is None:
         return False
     logger.warning(
         f"{training_args.output_dir} holds a finished run ({ALL_RESULTS}): nothing trained. Pass "
@@ -85,7 +89,7 @@ def check_output_dir(
         return
     checkpoints = checkpoint_folders(output_dir)
     required = checkpoint_files(task, training_args)
-    if (output_dir / ALL_RESULTS).is_file() or any(not missing_checkpoint_files(c, required) for c in checkpoints):
+    if (output_dir / ALL_RESULTS).is_file() or any(not checkpoint_problems(c, required) for c in checkpoints):
         return
     ours = {LOCK_FILE_NAME, *(folder.name for folder in checkpoints)}
     if any(path.name not in ours for path in output_dir.iterdir()):
@@ -100,7 +104,8 @@ def last_checkpoint(
     overwrite_output_dir: bool,
     required: tuple[str, ...] = TRAINING_STATE_NAMES,
 ) -> str | None:
-    """The newest complete checkpoint in output_dir to resume from; partial newer ones are passed over (warning)."""
+    """The newest intact checkpoint in output_dir to resume from; partial or damaged newer ones are passed over, each
+    with a warning naming it and its file."""
     output_dir = Path(training_args.output_dir)
     if not training_args.do_train or overwrite_output_dir or not output_dir.is_dir():
         return None

@@ -40,8 +40,9 @@ def run_suite(
     """Run every GLUE task with one method and seed into `output_dir/<task>/`, then package and tabulate.
 
     Every task to run is checked first (`checks.check_suite_tasks`): bad input stops the suite before any task
-    trains. Resumable: a task whose folder holds `all_results.json` is skipped; an interrupted one resumes from its last
-    checkpoint. With `--data_dir`, tasks lacking a file the stages read (or their whole folder) are skipped with a
+    trains. Resumable: a task whose folder holds a whole `all_results.json` is skipped (`finished_results`); an
+    interrupted one resumes from its last checkpoint. With `--data_dir`, tasks lacking a file the stages read (or their
+    whole folder) are skipped with a
     warning, and the submission fills them. `run_one` runs one task from the user's values with its task name and
     output folder filled in.
     """
@@ -49,10 +50,11 @@ def run_suite(
     stages = {"do_train": training_args.do_train, "do_eval": training_args.do_eval}
     from .checks import check_suite_tasks  # checks -> run_folder -> this module: imported when used
 
-    check_suite_tasks(values, [task for task in SUITE_TASKS if not (root / task.name / ALL_RESULTS).is_file()], root)
+    pending = [task for task in SUITE_TASKS if finished_results(root / task.name, training_args.do_train) is None]
+    check_suite_tasks(values, pending, root)
     for task in SUITE_TASKS:
         task_dir = root / task.name
-        if (task_dir / ALL_RESULTS).is_file():
+        if task not in pending:
             logger.info(f"Suite: {task.name} already finished in {task_dir}; skipped.")
             continue
         needed = required_splits(task.name, **stages, do_predict=training_args.do_predict)
@@ -71,6 +73,22 @@ def run_suite(
     run_dirs = [root / task.name for task in SUITE_TASKS if (root / task.name).is_dir()]
     if training_args.do_predict and run_dirs:
         _package_suite(root, run_dirs)
+
+
+def finished_results(run_dir: Path, trained: bool) -> dict[str, Any] | None:
+    """A finished run's `all_results.json`: None when it is absent, cut short (a full disk, a crash mid-write) or
+    lacks `train_loss` though the run trained. Such a run is unfinished: a rerun resumes it or evaluates again."""
+    path = run_dir / ALL_RESULTS
+    if not path.is_file():
+        return None
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        results = None
+    if isinstance(results, dict) and results and (not trained or "train_loss" in results):
+        return results
+    logger.warning(f"{path} is cut short or holds no results of this run: the run counts as unfinished.")
+    return None
 
 
 def _package_suite(root: Path, run_dirs: list[Path]) -> None:
@@ -96,8 +114,7 @@ def results_table(root: Path, values: dict[str, Any]) -> str:
         "|---|---|---|",
     ]
     for task in SUITE_TASKS:
-        results_file = root / task.name / ALL_RESULTS
-        results = json.loads(results_file.read_text(encoding="utf-8")) if results_file.is_file() else {}
+        results = finished_results(root / task.name, trained=False) or {}
         names = sorted(METRIC_KEYS[task.metric], key=lambda name: name != task.primary_metric)  # the paper's first
         names += ["combined_score"] if len(names) > 1 else []
         rows = [

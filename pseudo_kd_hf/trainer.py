@@ -4,13 +4,17 @@ Follows TRL's pattern: the settings live in a `TrainingArguments` subclass (`con
 `Regularizer` object (`regularizers/`), the math in pure functions (`losses/`). The trainer does what every method
 shares: it masks the rows labelled -100, reduces the per-example loss over the accumulated batch, logs the loss
 parts, keeps the method's columns, and saves the method's state in checkpoints. It has no branch on a method's name.
+Every checkpoint also carries a manifest of its files, result files are written atomically, and a resumed run's
+`train_loss` covers the whole run (`checkpointing.py`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
+from pathlib import Path
 from typing import Any
 
 import datasets
@@ -18,12 +22,15 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 from transformers import PreTrainedModel, Trainer, TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
 
+from .checkpointing import WholeRunLoss, write_json
 from .config import DEFAULT_BETA, PseudoKDTrainingArguments
 from .fast_step import FastStepMixin, apply_fast_step_arguments
 from .losses import LossParts, gold_loss, reduce_kept, split_ignored
 from .regularizers import Regularizer, get_regularizer
+from .run_dir import TRAINER_STATE_NAME, write_manifest
 from .teacher import TEACHER_LOGITS_COLUMN, prepare_teacher
 
 logger = logging.get_logger(__name__)
@@ -86,6 +93,8 @@ class PseudoKDTrainer(FastStepMixin, Trainer):
             self.teacher_model, self.teacher_label_order = prepare_teacher(teacher_model, self)
         self._search_base: dict[str, Any] | None = None  # the settings before the first trial (hyperparameter_search)
         self._regularizer_callbacks: list[TrainerCallback] = []
+        self._whole_run_loss = WholeRunLoss()  # reset at every train() call, so one serves every trial
+        self.add_callback(self._whole_run_loss)
         self._build_regularizer()
 
     def _build_regularizer(self) -> None:
@@ -141,6 +150,14 @@ class PseudoKDTrainer(FastStepMixin, Trainer):
     def get_train_dataloader(self) -> DataLoader:
         """The method's own batches when it builds them (CS-KD's pairs), else the Trainer's."""
         return self.regularizer.train_dataloader(self) or super().get_train_dataloader()
+
+    def get_batch_samples(self, *args: Any, **kwargs: Any) -> tuple[list[Any], Any]:
+        """No batch once `max_steps` are done. Resuming from a checkpoint at `max_steps` in mid-epoch, transformers
+        (5.24) would train one step more: the loop checks for the end only after a step."""
+        if 0 < self.state.max_steps <= self.state.global_step:
+            self.control.should_training_stop = True
+            return [], None
+        return super().get_batch_samples(*args, **kwargs)
 
     def _set_signature_columns_if_needed(self) -> None:
         """Keep the method's columns (cached teacher logits, example ids) through `remove_unused_columns`."""
@@ -212,6 +229,12 @@ class PseudoKDTrainer(FastStepMixin, Trainer):
 
     # ---- logging ----------------------------------------------------------------------------------------------
 
+    def training_step(self, model: nn.Module, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> torch.Tensor:
+        """The Trainer's step; its loss also adds to the whole run's sum (`WholeRunLoss`)."""
+        loss = super().training_step(model, inputs, *args, **kwargs)
+        self._whole_run_loss.add(loss)
+        return loss
+
     def _record_loss_parts(self, parts: LossParts, keep: torch.Tensor) -> None:
         """Accumulate on the device (no host sync) the kept rows' gold loss, regulariser part and count."""
         gold = reduce_kept(parts.gold.detach(), keep, "sum")
@@ -223,7 +246,12 @@ class PseudoKDTrainer(FastStepMixin, Trainer):
         """Add `ce_loss` (gold-label CE, or MSE for regression) and `regularizer_loss` to each training log, and to
         the end-of-training log when steps ran since the last one: ``loss = w * ce_loss + regularizer_loss``.
         A non-finite logged loss stops training. The parts are logged from a copy, so they never join the caller's
-        dict (the end-of-training metrics); what the Trainer adds to the logs (`epoch`) is copied back to it."""
+        dict (the end-of-training metrics); what the Trainer adds to the logs (`epoch`) is copied back to it. A resumed
+        run's `train_loss` covers the whole run (`WholeRunLoss`); it is corrected in `logs` itself, the metrics
+        `train()` returns."""
+        if "train_loss" in logs:
+            whole_run = self._whole_run_loss.train_loss(self.state.global_step, self._mean_over_processes)
+            logs["train_loss"] = logs["train_loss"] if whole_run is None else whole_run
         self._check_finite_loss(logs)
         if ("loss" in logs or "train_runtime" in logs) and self._part_totals is not None:  # a step, or the end
             gold_sum, regularizer_sum, count = self.accelerator.reduce(self._part_totals, reduction="sum").tolist()
@@ -254,7 +282,42 @@ class PseudoKDTrainer(FastStepMixin, Trainer):
                 "result was written; lower --learning_rate (or raise --warmup_steps) and train again."
             )
 
-    # ---- checkpoints ------------------------------------------------------------------------------------------
+    def _mean_over_processes(self, value: torch.Tensor) -> torch.Tensor:
+        return self.accelerator.reduce(value, reduction="mean")
+
+    # ---- checkpoints and results ------------------------------------------------------------------------------
+
+    def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
+        """The Trainer's checkpoint, recording the run's loss sum in its trainer state, then its manifest.
+
+        The manifest is written once `Trainer._save_checkpoint` has returned: every file is written then (weights,
+        optimizer, scheduler, RNG states, trainer state) and older checkpoints rotated. Not in `on_save`: the
+        JIT-checkpoint path saves without that event.
+        """
+        self._whole_run_loss.record(self.state, self._mean_over_processes)  # every process: a collective
+        super()._save_checkpoint(model, trial)
+        folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        if self.args.should_save:
+            write_manifest(folder)
+
+    def save_metrics(self, split: str, metrics: dict[str, Any], combined: bool = True) -> None:
+        """The Trainer's `{split}_results.json` (and `all_results.json` when `combined`), each written atomically."""
+        if not self.is_world_process_zero():
+            return
+        output_dir = Path(self.args.output_dir)
+        write_json(output_dir / f"{split}_results.json", metrics, indent=4)
+        if combined:
+            path = output_dir / "all_results.json"
+            try:
+                earlier = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):  # none yet, or one cut short by an older version: nothing to keep
+                earlier = {}
+            write_json(path, {**earlier, **metrics}, indent=4)
+
+    def save_state(self) -> None:
+        """The Trainer's `trainer_state.json` in output_dir, written atomically."""
+        if self.is_world_process_zero():
+            write_json(Path(self.args.output_dir) / TRAINER_STATE_NAME, dataclasses.asdict(self.state), indent=2)
 
     def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
         """Checkpoints also hold the method's state (identical on every process), saved beside the optimizer's."""

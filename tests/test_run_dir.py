@@ -16,10 +16,11 @@ from pseudo_kd_hf.run_dir import (
     LOCK_FILE_NAME,
     OutputDirBusy,
     checkpoint_folders,
+    checkpoint_problems,
     last_complete_checkpoint,
-    missing_checkpoint_files,
     output_dir_lock,
     remove_checkpoints,
+    write_manifest,
 )
 
 
@@ -88,13 +89,28 @@ def test_partial_newest_checkpoint_is_passed_over_with_a_warning(tmp_path: Path,
 def test_torn_trainer_state_and_missing_method_state_make_a_checkpoint_partial(tmp_path: Path) -> None:
     torn = write_checkpoint(tmp_path / "checkpoint-3")
     (torn / "trainer_state.json").write_text('{"global_step": ')
-    assert missing_checkpoint_files(torn) == ["trainer_state.json"]
+    assert checkpoint_problems(torn) == ["no trainer_state.json"]
     no_method_state = write_checkpoint(tmp_path / "checkpoint-2")
-    assert missing_checkpoint_files(no_method_state, ("optimizer.pt", "regularizer_state.pt")) == [
-        "regularizer_state.pt"
-    ]
+    assert checkpoint_problems(no_method_state, ("optimizer.pt", "regularizer_state.pt")) == ["no regularizer_state.pt"]
     complete = write_checkpoint(tmp_path / "checkpoint-1", extra=("regularizer_state.pt",))
     assert last_complete_checkpoint(tmp_path, ("optimizer.pt", "regularizer_state.pt")) == str(complete)
+
+
+def test_a_checkpoint_is_checked_against_its_manifest_and_an_older_one_without_is_taken(tmp_path: Path) -> None:
+    older = write_checkpoint(tmp_path / "checkpoint-1")  # saved before manifests: no record in its trainer state
+    assert checkpoint_problems(older) == []
+    newer = write_checkpoint(tmp_path / "checkpoint-2")
+    record = {"PseudoKDTrainer": {"args": {}, "attributes": {"manifest": True}}}
+    (newer / "trainer_state.json").write_text(json.dumps({"global_step": 2, "stateful_callbacks": record}))
+    assert checkpoint_problems(newer) == ["no checkpoint_manifest.json"]  # killed before its manifest
+    write_manifest(newer)
+    assert checkpoint_problems(newer) == []
+    (newer / "scheduler.pt").write_bytes(b"schedulex")  # same length, other bytes
+    assert checkpoint_problems(newer) == ["scheduler.pt damaged (its contents differ from the manifest's hash)"]
+    (newer / "scheduler.pt").write_bytes(b"sched")
+    assert checkpoint_problems(newer) == ["scheduler.pt damaged (5 bytes, the manifest says 9)"]
+    (newer / "checkpoint_manifest.json").write_text('{"files": ')
+    assert checkpoint_problems(newer) == ["a torn checkpoint_manifest.json"]
 
 
 def test_sharded_weights_need_every_shard(tmp_path: Path) -> None:
@@ -103,9 +119,9 @@ def test_sharded_weights_need_every_shard(tmp_path: Path) -> None:
     index = {"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}
     (checkpoint / "model.safetensors.index.json").write_text(json.dumps(index))
     (checkpoint / "model-00001-of-00002.safetensors").write_bytes(b"1")
-    assert missing_checkpoint_files(checkpoint) == ["model weights"]
+    assert checkpoint_problems(checkpoint) == ["no model weights"]
     (checkpoint / "model-00002-of-00002.safetensors").write_bytes(b"2")
-    assert missing_checkpoint_files(checkpoint) == []
+    assert checkpoint_problems(checkpoint) == []
 
 
 def test_no_checkpoint_at_all(tmp_path: Path) -> None:

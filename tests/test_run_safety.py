@@ -106,7 +106,7 @@ def test_resume_passes_over_a_checkpoint_cut_by_a_crash(
     (output_dir / "all_results.json").unlink()
     with caplog.at_level(logging.INFO):
         assert main(flags) == 0
-    assert f"Passing over incomplete checkpoint {output_dir / 'checkpoint-2'} (no trainer_state.json" in caplog.text
+    assert f"Passing over checkpoint {output_dir / 'checkpoint-2'} (no trainer_state.json" in caplog.text
     assert f"Resuming from {output_dir / 'checkpoint-1'}" in caplog.text
     assert json.loads((output_dir / "trainer_state.json").read_text())["global_step"] == 2
 
