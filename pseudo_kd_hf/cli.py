@@ -41,7 +41,15 @@ from .parsing import build_arguments, read_arguments, task_arguments
 from .plain_logs import plain_text_when_not_a_terminal
 from .regularizers import get_regularizer
 from .run_dir import remove_checkpoints
-from .run_folder import checkpoint_files, finished_run, last_checkpoint, output_dir_held
+from .run_folder import (
+    check_settings,
+    checkpoint_files,
+    finished_run,
+    last_checkpoint,
+    output_dir_held,
+    record_settings,
+    training_settings,
+)
 from .suite import EVAL_SUFFIXES, ax_test_split, run_suite, write_predictions
 from .task_data import Task, eval_split_names, first_examples, load_splits, tokenize_split
 from .teacher import add_teacher_logits, load_teacher_model, teacher_label_order
@@ -67,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_task(model_args, data_args, training_args)
         with output_dir_held(training_args):
             setup_logging(training_args)
+            if not suite:
+                check_settings(model_args, data_args, training_args)
             if suite:
                 run_suite(values, training_args, data_args.data_dir, run_one=run_suite_task)
             elif not finished_run(data_args, training_args):
@@ -85,6 +95,7 @@ def run_suite_task(values: dict[str, Any]) -> None:
     model_args, data_args, training_args = task_arguments(values)
     check_task(model_args, data_args, training_args)
     with output_dir_held(training_args):
+        check_settings(model_args, data_args, training_args)
         run_task(prepare_task(model_args, data_args, training_args))
 
 
@@ -117,6 +128,7 @@ class PreparedTask:
     predict_datasets: dict[str, Dataset]  # SUBMISSION_FILES key -> tokenised test examples, labels removed
     last_checkpoint: str | None
     keep_checkpoints: bool = False
+    settings: dict[str, Any] | None = None  # what a training run records in its folder (`record_settings`)
 
 
 def prepare_task(
@@ -178,6 +190,7 @@ def prepare_task(
         predict_datasets,
         resume_from,
         keep_checkpoints=data_args.keep_checkpoints,
+        settings=training_settings(model_args, data_args, training_args) if training_args.do_train else None,
     )
 
 
@@ -296,6 +309,8 @@ def run_task(run: PreparedTask) -> dict[str, float]:
     results: dict[str, float] = {}
     if training_args.do_train:
         checkpoint = training_args.resume_from_checkpoint or run.last_checkpoint
+        if run.settings is not None and trainer.is_world_process_zero():
+            record_settings(run.settings, training_args.output_dir)
         metrics = trainer.train(resume_from_checkpoint=checkpoint).metrics
         metrics["train_samples"] = len(run.train_dataset)
         trainer.save_model()  # the tokenizer is saved with it
