@@ -54,7 +54,7 @@ from .suite import EVAL_SUFFIXES, ax_test_split, run_suite, write_predictions
 from .task_data import Task, eval_split_names, first_examples, load_splits, tokenize_split
 from .teacher import add_teacher_logits, load_teacher_model, teacher_label_order
 from .teacher_file import TeacherLogitsFileError, attach_teacher_logits
-from .trainer import PseudoKDTrainer, TrainingDivergedError
+from .trainer import PseudoKDTrainer, TrainingDivergedError, UnsupportedHeadError
 
 logger = logging.getLogger(__name__)
 
@@ -287,16 +287,19 @@ def build_trainer(
     else:
         pad_to_multiple_of = 8 if training_args.fp16 or training_args.bf16 else None
         data_collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
-    return PseudoKDTrainer(
-        model=model,
-        args=training_args,
-        train_dataset=train_dataset,
-        eval_dataset=eval_datasets.get(eval_split_names(task, data_args)[0]),  # for --eval_strategy in training
-        processing_class=tokenizer,
-        data_collator=data_collator,
-        compute_metrics=compute_metrics_fn(task),
-        teacher_model=online_teacher,
-    )
+    try:
+        return PseudoKDTrainer(
+            model=model,
+            args=training_args,
+            train_dataset=train_dataset,
+            eval_dataset=eval_datasets.get(eval_split_names(task, data_args)[0]),  # for --eval_strategy in training
+            processing_class=tokenizer,
+            data_collator=data_collator,
+            compute_metrics=compute_metrics_fn(task),
+            teacher_model=online_teacher,
+        )
+    except UnsupportedHeadError as error:  # a config.json naming another problem_type
+        raise UsageError(f"--model_name_or_path {model.name_or_path}: {error}") from None
 
 
 def run_task(run: PreparedTask) -> dict[str, float]:
