@@ -16,11 +16,13 @@ import datasets
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from transformers import PreTrainedModel, Trainer
+from transformers import EvalPrediction, PreTrainedModel, Trainer
+from transformers.trainer_utils import EvalLoopOutput
 from transformers.utils import logging
 
 from .config import PseudoKDTrainingArguments
 from .fast_step import FastStepMixin
+from .length_order import LengthSortedSampler, in_dataset_order
 from .losses import LossParts, gold_loss, reduce_kept, split_ignored
 from .regularizers import Regularizer, get_regularizer
 from .teacher import TEACHER_LOGITS_COLUMN, prepare_teacher
@@ -135,6 +137,68 @@ class PseudoKDTrainer(FastStepMixin, Trainer):
     def get_train_dataloader(self) -> DataLoader:
         """The method's own batches when it builds them (CS-KD's pairs), else the Trainer's."""
         return self.regularizer.train_dataloader(self) or super().get_train_dataloader()
+
+    def _get_eval_sampler(self, eval_dataset: Any) -> torch.utils.data.Sampler | None:
+        """Evaluation and prediction run longest rows first (`LengthSortedSampler`); outputs come back in dataset
+        order (`evaluation_loop`). Left to the Trainer where order could not be restored: several processes,
+        dropped last batches, per-batch metrics, unconcatenated outputs, or a set without token ids."""
+        args, name = self.args, self._model_input_name()
+        if (
+            args.world_size > 1
+            or args.dataloader_drop_last
+            or args.batch_eval_metrics
+            or not args.eval_do_concat_batches
+            or not isinstance(eval_dataset, datasets.Dataset)
+            or name not in eval_dataset.column_names
+        ):
+            return super()._get_eval_sampler(eval_dataset)
+        if args.length_column_name in eval_dataset.column_names:
+            lengths = eval_dataset[args.length_column_name]
+        else:
+            lengths = [len(ids) for ids in eval_dataset[name]]
+        self._length_sorted = LengthSortedSampler(lengths)
+        return self._length_sorted
+
+    def _model_input_name(self) -> str:
+        names = getattr(self.processing_class, "model_input_names", None)
+        return names[0] if names else "input_ids"
+
+    def get_eval_dataloader(self, eval_dataset: Any = None) -> DataLoader:
+        return self._with_dataset_order(super().get_eval_dataloader(eval_dataset))
+
+    def get_test_dataloader(self, test_dataset: Any) -> DataLoader:
+        return self._with_dataset_order(super().get_test_dataloader(test_dataset))
+
+    def _with_dataset_order(self, dataloader: DataLoader) -> DataLoader:
+        """Tag the loader with its rows' dataset indices when `_get_eval_sampler` just sorted them."""
+        sampler, self._length_sorted = getattr(self, "_length_sorted", None), None
+        if sampler is not None:
+            dataloader.dataset_order = sampler.order
+        return dataloader
+
+    def evaluation_loop(self, dataloader: DataLoader, *args: Any, **kwargs: Any) -> EvalLoopOutput:
+        """The Trainer's loop; on a length-sorted loader, metrics see and outputs return rows in dataset order."""
+        order = getattr(dataloader, "dataset_order", None)
+        if order is None:
+            return super().evaluation_loop(dataloader, *args, **kwargs)
+        compute_metrics = self.compute_metrics
+        if compute_metrics is not None:
+
+            def compute_metrics_in_dataset_order(prediction: EvalPrediction) -> dict[str, float]:
+                fields = ("predictions", "label_ids", "inputs", "losses")
+                return compute_metrics(
+                    EvalPrediction(**{f: in_dataset_order(getattr(prediction, f), order) for f in fields})
+                )
+
+            self.compute_metrics = compute_metrics_in_dataset_order
+        try:
+            output = super().evaluation_loop(dataloader, *args, **kwargs)
+        finally:
+            self.compute_metrics = compute_metrics
+        return output._replace(
+            predictions=in_dataset_order(output.predictions, order),
+            label_ids=in_dataset_order(output.label_ids, order),
+        )
 
     def _set_signature_columns_if_needed(self) -> None:
         """Keep the method's columns (cached teacher logits, example ids) through `remove_unused_columns`."""
