@@ -51,7 +51,7 @@ def child(model: str, task: str, glue: str, output_dir: str, limits: argparse.Na
     for key, dataset in run.predict_datasets.items():
         write_predictions(run.trainer, key, dataset)
     times["predict"] = (time.perf_counter() - start, time.process_time() - cpu)
-    kept = {k: v for k, v in metrics.items() if not k.endswith(("_runtime", "_per_second"))}
+    kept = {k: v for k, v in metrics.items() if not k.endswith(("_runtime", "_per_second", "_time"))}
     files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(output_dir).glob("*.t[sx]?"))}
     print("RESULT " + json.dumps({"times": times, "metrics": repr(kept), "files": files}))
 
