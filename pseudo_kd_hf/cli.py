@@ -45,12 +45,20 @@ from .parsing import build_arguments, read_arguments, task_arguments
 from .plain_logs import keep_logged_metrics, plain_text_when_not_a_terminal
 from .regularizers import get_regularizer
 from .run_dir import remove_checkpoints
-from .run_folder import checkpoint_files, finished_run, last_checkpoint, output_dir_held
+from .run_folder import (
+    check_settings,
+    checkpoint_files,
+    finished_run,
+    last_checkpoint,
+    output_dir_held,
+    record_settings,
+    training_settings,
+)
 from .suite import EVAL_SUFFIXES, ax_test_split, run_suite, write_predictions
 from .task_data import Task, eval_split_names, first_examples, load_splits, tokenize_split
 from .teacher import add_teacher_logits, load_teacher_model, teacher_label_order
 from .teacher_file import TeacherLogitsFileError, attach_teacher_logits
-from .trainer import PseudoKDTrainer, TrainingDivergedError
+from .trainer import PseudoKDTrainer, TrainingDivergedError, UnsupportedHeadError
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_task(model_args, data_args, training_args)
         with output_dir_held(training_args):
             setup_logging(training_args)
+            if not suite:
+                check_settings(model_args, data_args, training_args)
             if suite:
                 run_suite(values, training_args, data_args.data_dir, run_one=run_suite_task)
             elif not finished_run(data_args, training_args):
@@ -93,6 +103,7 @@ def run_suite_task(values: dict[str, Any]) -> None:
     model_args, data_args, training_args = task_arguments(values)
     check_task(model_args, data_args, training_args)
     with output_dir_held(training_args):
+        check_settings(model_args, data_args, training_args)
         run_task(prepare_task(model_args, data_args, training_args))
 
 
@@ -126,6 +137,7 @@ class PreparedTask:
     last_checkpoint: str | None
     keep_checkpoints: bool = False
     model_card: ModelCard | None = None  # written to output_dir/README.md by a training run
+    settings: dict[str, Any] | None = None  # what a training run records in its folder (`record_settings`)
 
 
 def prepare_task(
@@ -188,6 +200,7 @@ def prepare_task(
         resume_from,
         keep_checkpoints=data_args.keep_checkpoints,
         model_card=ModelCard.for_run(model_args, data_args),
+        settings=training_settings(model_args, data_args, training_args) if training_args.do_train else None,
     )
 
 
@@ -286,17 +299,20 @@ def build_trainer(
     else:
         pad_to_multiple_of = 8 if training_args.fp16 or training_args.bf16 else None
         data_collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
-    trainer = PseudoKDTrainer(
-        model=model,
-        args=training_args,
-        train_dataset=train_dataset,
-        eval_dataset=eval_datasets.get(eval_split_names(task, data_args)[0]),  # for --eval_strategy in training
-        processing_class=tokenizer,
-        data_collator=data_collator,
-        compute_metrics=compute_metrics_fn(task),
-        teacher_model=online_teacher,
-        callbacks=[StopOnSignal()],  # SIGTERM/SIGINT: a checkpoint at the next step, then exit 143/130
-    )
+    try:
+        trainer = PseudoKDTrainer(
+            model=model,
+            args=training_args,
+            train_dataset=train_dataset,
+            eval_dataset=eval_datasets.get(eval_split_names(task, data_args)[0]),  # for --eval_strategy in training
+            processing_class=tokenizer,
+            data_collator=data_collator,
+            compute_metrics=compute_metrics_fn(task),
+            teacher_model=online_teacher,
+            callbacks=[StopOnSignal()],  # SIGTERM/SIGINT: a checkpoint at the next step, then exit 143/130
+        )
+    except UnsupportedHeadError as error:  # a config.json naming another problem_type
+        raise UsageError(f"--model_name_or_path {model.name_or_path}: {error}") from None
     keep_logged_metrics(trainer)  # total_flos stays in train_results.json under --disable_tqdm
     return trainer
 
@@ -312,6 +328,8 @@ def run_task(run: PreparedTask) -> dict[str, float]:
     results: dict[str, float] = {}
     if training_args.do_train:
         checkpoint = training_args.resume_from_checkpoint or run.last_checkpoint
+        if run.settings is not None and trainer.is_world_process_zero():
+            record_settings(run.settings, training_args.output_dir)
         metrics = trainer.train(resume_from_checkpoint=checkpoint).metrics
         metrics["train_samples"] = len(run.train_dataset)
         trainer.save_model()  # the tokenizer is saved with it

@@ -28,6 +28,7 @@ from transformers.utils import logging
 from .checkpointing import WholeRunLoss, write_json
 from .config import DEFAULT_BETA, PseudoKDTrainingArguments
 from .fast_step import FastStepMixin, apply_fast_step_arguments
+from .length_order import LengthOrderedEvaluationMixin
 from .losses import LossParts, gold_loss, reduce_kept, split_ignored
 from .regularizers import Regularizer, get_regularizer
 from .run_dir import TRAINER_STATE_NAME, write_manifest
@@ -38,14 +39,47 @@ logger = logging.get_logger(__name__)
 # Written into every checkpoint of a method that keeps state (PS-KD's table, Beta smoothing's EMA model).
 REGULARIZER_STATE_NAME = "regularizer_state.pt"
 
-__all__ = ["REGULARIZER_STATE_NAME", "TEACHER_LOGITS_COLUMN", "PseudoKDTrainer", "TrainingDivergedError"]
+__all__ = [
+    "REGULARIZER_STATE_NAME",
+    "TEACHER_LOGITS_COLUMN",
+    "PseudoKDTrainer",
+    "TrainingDivergedError",
+    "UnsupportedHeadError",
+]
 
 
 class TrainingDivergedError(RuntimeError):
     """The training loss turned NaN or infinite: the model diverged, and no result may come from it."""
 
 
-class PseudoKDTrainer(FastStepMixin, Trainer):
+class UnsupportedHeadError(ValueError):
+    """The model's head is neither single-label classification nor regression: no method's loss applies to it."""
+
+
+def check_supported_head(model: nn.Module) -> None:
+    """Refuse a multi-label head (`config.problem_type`) or one with a logit row per token.
+
+    Per-token logits are recognised by the class (or a base class) being named like every class of transformers'
+    `AutoModelForTokenClassification` mapping, `...ForTokenClassification` (remote-code models follow the same
+    convention): known before any forward pass, for no cost. Their logits are (batch, tokens, labels), which the
+    per-example losses would misread, silently when the padded length equals the number of labels.
+    """
+    config = getattr(model, "config", None)
+    token_classes = [cls.__name__ for cls in type(model).__mro__ if cls.__name__.endswith("ForTokenClassification")]
+    if getattr(config, "problem_type", None) == "multi_label_classification":
+        head = "a multi-label head (config.problem_type='multi_label_classification')"
+    elif token_classes:
+        head = f"a token-classification head ({token_classes[0]}: one prediction per token)"
+    else:
+        return
+    raise UnsupportedHeadError(
+        f"PseudoKDTrainer does not train {head}: it supports single-label classification and regression "
+        "(a sequence-classification head, e.g. AutoModelForSequenceClassification, with problem_type "
+        "'single_label_classification', 'regression' or unset)."
+    )
+
+
+class PseudoKDTrainer(FastStepMixin, LengthOrderedEvaluationMixin, Trainer):
     """A `Trainer` for sequence classifiers with Pseudo-KD, label smoothing, KD, a teacher-free baseline, or a
     method of your own (`register_regularizer`), chosen by `args.regularization`.
 
@@ -84,6 +118,7 @@ class PseudoKDTrainer(FastStepMixin, Trainer):
             raise ValueError("PseudoKDTrainer computes its own loss: drop compute_loss_func.")
         _adapt_arguments(args)
         super().__init__(model, args, *trainer_args, **kwargs)
+        check_supported_head(self.accelerator.unwrap_model(self.model))  # also one built by model_init
         # compute_loss normalises by `num_items_in_batch` itself; this makes the Trainer count it for every model.
         self.model_accepts_loss_kwargs = True
         if teacher_model is not None:
