@@ -35,9 +35,11 @@ def raw_path(args: argparse.Namespace, name: str) -> Path:
 
 def storage_url(args: argparse.Namespace) -> str:
     """`--storage`, or the journal in the runs folder (the SQLite file of an earlier version where only it lies)."""
+    if args.storage:
+        return args.storage
     folder = Path(args.runs_dir) / subset_tag(args)
     old, journal = folder / "grid.db", folder / "grid.journal"
-    return args.storage or (f"sqlite:///{old.resolve()}" if old.is_file() and not journal.exists() else str(journal))
+    return f"sqlite:///{old.resolve()}" if old.is_file() and not journal.exists() else str(journal)
 
 
 def load_results(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -36,6 +36,7 @@ TRIAL_LOG = "runner.log"
 TRIAL_RECORDS = (TRIAL_CONFIG, TRIAL_LOG, ALL_RESULTS, "train_results.json", "eval_results.json", "trainer_state.json")
 RUNNER = (sys.executable, "-m", "pseudo_kd_hf")
 PR_SET_PDEATHSIG = 1
+POLL_S = 10.0  # how often a waiting worker looks at the trials running elsewhere
 
 
 class TrialFailed(RuntimeError):
@@ -61,13 +62,13 @@ def fail_dead_trials(study: optuna.Study) -> None:
         fail_stale_trials(study)
 
 
-def wait_for_running(study: optuna.Study, deadline: float | None = None, poll_s: float = 10.0) -> None:
+def wait_for_running(study: optuna.Study, deadline: float | None = None) -> None:
     """Until no trial of `study` runs anywhere, or `deadline` (monotonic) passed: a dead worker's trial is failed
     (and queued again) once its heartbeat is older than the grace period."""
     while study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         if deadline is not None and time.monotonic() > deadline:
             return
-        time.sleep(poll_s)
+        time.sleep(POLL_S)
         fail_dead_trials(study)
 
 

@@ -29,6 +29,7 @@ from ..glue.data import HELDOUT_SPLIT
 from ..glue.tasks import get_task
 from ..parsing import build_arguments, read_arguments
 from . import report
+from . import study as study_module
 from .space import build_space, describe, read_space_text, runner_values, suggest
 from .storage import GRACE_PERIOD_S, HEARTBEAT_INTERVAL_S, open_storage
 from .study import (
@@ -50,7 +51,6 @@ STUDY_MARKER = "study_name.txt"  # in --output_dir: the one study whose trials a
 MAX_FAILURES_IN_A_ROW = 3
 # How long a worker joining a brand-new study waits for its creator to record the settings.
 SETTINGS_WAIT_S = 60.0
-POLL_S = 10.0  # how often a worker with no queued trial left looks at the trials running elsewhere
 QUEUED = "queued"  # user attribute of the trials the sweep queues
 SETTINGS_POLL_S = 0.5
 # Where things lie on one machine: a worker joining a study may name them by other paths (only whether each is given
@@ -251,10 +251,10 @@ def fill_queue(study: optuna.Study, n_trials: int) -> None:
 
 
 def work(study: optuna.Study, objective, n_trials: int, deadline: float | None = None) -> None:
-    """Run queued trials until `n_trials` finished, none is queued or running, or `deadline` (monotonic) passed. The storage hands each
-    queued trial to one worker; a failed trial is queued again (by its worker, or by the heartbeat once its worker
-    died), so the study ends with as many finished trials as were queued. A worker with nothing left to start waits
-    for the trials running elsewhere. After `MAX_FAILURES_IN_A_ROW` failures in a row it stops with an error."""
+    """Run queued trials until `n_trials` finished, none is queued or running, or `deadline` (monotonic) passed.
+    The storage hands each queued trial to one worker; a failed trial is queued again (by its worker, or by the
+    heartbeat once its worker died), so the study ends with as many finished trials as were queued. A worker with
+    nothing left to start waits for the trials running elsewhere. After `MAX_FAILURES_IN_A_ROW` failures in a row it stops with an error."""
     failures = 0
     while deadline is None or time.monotonic() < deadline:
         fail_dead_trials(study)
@@ -263,7 +263,7 @@ def work(study: optuna.Study, objective, n_trials: int, deadline: float | None =
         if not count_states(study, TrialState.WAITING):
             if not count_states(study, TrialState.RUNNING):
                 return
-            time.sleep(POLL_S)
+            time.sleep(study_module.POLL_S)
             continue
         ran: list[optuna.trial.FrozenTrial] = []
         study.optimize(queued_only(objective), n_trials=1, catch=(TrialFailed,), callbacks=[collect_into(ran)])

@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 from pseudo_kd_hf import cli
 from pseudo_kd_hf.arguments import UsageError
 from pseudo_kd_hf.tuning import report, space, sweep
+from pseudo_kd_hf.tuning import study as study_module
 from pseudo_kd_hf.tuning.storage import open_storage
 from pseudo_kd_hf.tuning.study import load_study
 from tests.helpers.glue_models import TEACHER_WORDS, save_tiny_student
@@ -214,7 +215,7 @@ def test_a_worker_waits_for_running_trials_and_replaces_one_whose_worker_died(
     """2 trials queued, one taken by another worker: this worker runs the other, then waits instead of stopping at 1
     finished trial; the other worker died, so its trial fails after the grace period, comes back queued, and this
     worker runs it."""
-    monkeypatch.setattr(sweep, "POLL_S", 0.2)
+    monkeypatch.setattr(study_module, "POLL_S", 0.2)
     storage = open_storage(str(tmp_path / "study.journal"), heartbeat_interval=1, grace_period=2)
     study, _ = load_study(storage, "s")
     sweep.fill_queue(study, 2)
@@ -229,7 +230,7 @@ def test_a_worker_waits_for_running_trials_and_replaces_one_whose_worker_died(
 def test_waiting_for_trials_running_elsewhere_ends_at_the_deadline(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sweep, "POLL_S", 0.1)
+    monkeypatch.setattr(study_module, "POLL_S", 0.1)
     study, _ = load_study(open_storage(str(tmp_path / "study.journal")), "s")
     sweep.fill_queue(study, 1)
     study.ask()  # another worker's trial, running for long
