@@ -254,7 +254,8 @@ def work(study: optuna.Study, objective, n_trials: int, deadline: float | None =
     """Run queued trials until `n_trials` finished, none is queued or running, or `deadline` (monotonic) passed.
     The storage hands each queued trial to one worker; a failed trial is queued again (by its worker, or by the
     heartbeat once its worker died), so the study ends with as many finished trials as were queued. A worker with
-    nothing left to start waits for the trials running elsewhere. After `MAX_FAILURES_IN_A_ROW` failures in a row it stops with an error."""
+    nothing left to start waits for the trials running elsewhere. After `MAX_FAILURES_IN_A_ROW` failures in a row it
+    stops with an error."""
     failures = 0
     while deadline is None or time.monotonic() < deadline:
         fail_dead_trials(study)
