@@ -114,7 +114,7 @@ def _checked_url(storage: str) -> sqlalchemy.URL:
     except sqlalchemy.exc.ArgumentError:
         raise UsageError(
             f"--storage {storage} is not a database URL: pass a journal file, or e.g. "
-            "postgresql://user:password@host:5432/db."
+            "postgresql+psycopg://user:password@host:5432/db."
         ) from None
     shown = url.render_as_string(hide_password=True)
     if url.get_backend_name() == "sqlite":
@@ -129,7 +129,7 @@ def _checked_url(storage: str) -> sqlalchemy.URL:
     except ImportError as error:
         raise UsageError(
             f"--storage {shown}: its driver {error.name} is not installed: pip install 'pseudo-kd-hf[sweep]' "
-            "(psycopg, for postgresql://), or name the driver you have (e.g. mysql+pymysql://)."
+            "(psycopg, for postgresql+psycopg://), or name the driver you have (e.g. mysql+pymysql://)."
         ) from None
     try:
         engine.connect().close()

@@ -85,4 +85,4 @@ def create_database(port: int, name: str, host: str = "127.0.0.1") -> str:
 
     with psycopg.connect(host=host, port=port, user="postgres", dbname="postgres", autocommit=True) as connection:
         connection.execute(f'CREATE DATABASE "{name}"')
-    return f"postgresql://postgres@{host}:{port}/{name}"
+    return f"postgresql+psycopg://postgres@{host}:{port}/{name}"

@@ -4,7 +4,6 @@ that start together, and runners that die with their worker."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -18,17 +17,9 @@ from pseudo_kd_hf.tuning import sweep
 from pseudo_kd_hf.tuning.storage import open_storage
 from tests.helpers.scripts import REPO, repo_env
 from tests.tuning.postgres import free_port
+from tests.tuning.workers import process_gone, start_sweep_worker, sweep_flags, wait_for_file
 
 RECORDED = Path(__file__).parent / "data" / "committed_studies.json"
-FAKE_RUNNER = Path(__file__).parent / "fake_runner.py"
-# A sweep worker whose trials run the fake runner (fast, no model) instead of `python -m pseudo_kd_hf`.
-SWEEP_WORKER = """
-import sys
-from pseudo_kd_hf.tuning import study
-study.RUNNER = (sys.executable, sys.argv[1])
-from pseudo_kd_hf.tuning.sweep import main
-sys.exit(main(sys.argv[2:]))
-"""
 
 
 def test_the_committed_studies_are_journals_holding_the_old_databases_trials() -> None:
@@ -52,18 +43,6 @@ def test_the_committed_studies_are_journals_holding_the_old_databases_trials() -
             for t in study.trials
         ]
         assert trials == old["trials"], folder
-
-
-def sweep_flags(output_dir: Path, storage: str, n_trials: int, *extra: str) -> list[str]:
-    flags = ["--task_name", "rte", "--output_dir", output_dir, "--storage", storage, "--study_name", "shared"]
-    flags += ["--n_trials", n_trials, "--heartbeat_interval", "1", "--grace_period", "3", *extra]
-    return [str(flag) for flag in flags]
-
-
-def start_sweep_worker(flags: list[str], sleep_s: float = 0.2) -> subprocess.Popen:
-    env = {**repo_env(), "FAKE_RUNNER_SLEEP_S": str(sleep_s)}
-    command = [sys.executable, "-c", SWEEP_WORKER, str(FAKE_RUNNER), *flags]
-    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 @pytest.mark.parametrize(
@@ -161,27 +140,6 @@ def test_workers_starting_together_on_a_new_storage_all_open_it(backend: str, tm
     assert [worker.returncode for worker in workers] == [0] * 4, "\n".join(outputs)
     said = sorted(line for output in outputs for line in output.splitlines() if line in ("created", "joined"))
     assert said == ["created"] + ["joined"] * 3, "\n".join(outputs)
-
-
-def wait_for_file(path: Path, timeout_s: float = 180.0) -> str:
-    deadline = time.monotonic() + timeout_s
-    while not path.is_file() or not path.read_text():
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.1)
-    return path.read_text()
-
-
-def process_gone(pid: int, timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":  # a zombie: dead, not yet reaped
-            return True
-        time.sleep(0.1)
-    return False
 
 
 @pytest.mark.slow  # a worker process importing torch
