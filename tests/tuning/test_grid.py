@@ -244,9 +244,12 @@ print(len(work({study: run for study in studies}, None)))
 
 
 @pytest.mark.slow
-def test_worker_processes_share_a_grid_without_running_a_point_twice(tmp_path: Path) -> None:
-    """Three workers on one journal file and short runs, so they often pick a point together."""
-    url, log = str(tmp_path / "grid.journal"), tmp_path / "runs.jsonl"
+@pytest.mark.parametrize("backend", ["journal", "postgresql"])
+def test_worker_processes_share_a_grid_without_running_a_point_twice(backend: str, tmp_path: Path, request) -> None:
+    """Three workers on one storage and short runs, so they often pick a point together: the benchmark's (task,
+    variant) studies with the seeds as their grid, each point run once."""
+    url = str(tmp_path / "grid.journal") if backend == "journal" else request.getfixturevalue("postgres_url")
+    log = tmp_path / "runs.jsonl"
     env = repo_env()
     command = [sys.executable, "-c", WORKER, url, str(log)]
     workers = [
