@@ -28,7 +28,8 @@ def assert_two_workers_finish(tmp_path: Path, urls: list[str], prefixes: list[tu
     """Two workers started at once with the same flags (but where each reaches the server): exactly `--n_trials`
     COMPLETE trials, each with its own settings; any other trial is one Optuna made after the queue ran out, pruned
     before it trained."""
-    workers = [start_sweep_worker(sweep_flags(tmp_path, url, 4), 1.0, prefix) for url, prefix in zip(urls, prefixes)]
+    pairs = zip(urls, prefixes, strict=True)
+    workers = [start_sweep_worker(sweep_flags(tmp_path, url, 4), 1.0, prefix) for url, prefix in pairs]
     outputs = [worker.communicate(timeout=900)[0] for worker in workers]
     assert [worker.returncode for worker in workers] == [0, 0], outputs
     trials = finished_study(urls[0])
