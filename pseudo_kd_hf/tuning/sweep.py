@@ -80,7 +80,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, dict[str
     parser.add_argument("--study_name", help="Default: <task>_<regularization>.")
     parser.add_argument(
         "--storage",
-        help=f"Journal file or database URL (postgresql+psycopg://user:password@host/db); default: <output_dir>/{JOURNAL}.",
+        help=f"Journal file, or database URL (postgresql+psycopg://user:pw@host/db); default: <output_dir>/{JOURNAL}.",
     )
     parser.add_argument("--search_space", help="YAML file, or inline YAML, narrowing the default search space.")
     parser.add_argument("--heartbeat_interval", type=int, default=HEARTBEAT_INTERVAL_S, help="Seconds.")
