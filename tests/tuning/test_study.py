@@ -52,6 +52,7 @@ def test_a_database_that_does_not_answer_fails_within_seconds_on_one_line(
     url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A wrong port or host: exit 2 and one `error:` line naming --storage, in seconds (not a driver traceback)."""
+    pytest.importorskip("psycopg", reason="no PostgreSQL driver (psycopg): pip install -e '.[test]'")
     url = url.format(port=free_port())
     started = time.monotonic()
     assert sweep.main(["--task_name", "rte", "--output_dir", str(tmp_path), "--storage", url]) == 2
