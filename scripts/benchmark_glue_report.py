@@ -34,7 +34,12 @@ def raw_path(args: argparse.Namespace, name: str) -> Path:
 
 
 def storage_url(args: argparse.Namespace) -> str:
-    return args.storage or f"sqlite:///{(Path(args.runs_dir) / subset_tag(args) / 'grid.db').resolve()}"
+    """`--storage`, or the journal in the runs folder (the SQLite file of an earlier version where only it lies)."""
+    if args.storage:
+        return args.storage
+    folder = Path(args.runs_dir) / subset_tag(args)
+    old, journal = folder / "grid.db", folder / "grid.journal"
+    return f"sqlite:///{old.resolve()}" if old.is_file() and not journal.exists() else str(journal)
 
 
 def load_results(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -43,7 +48,7 @@ def load_results(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[d
     folder = raw_path(args, "x").parent
     results = {path.stem: json.loads(path.read_text(encoding="utf-8")) for path in sorted(folder.glob("*.json"))}
     url = storage_url(args)
-    if args.storage or Path(url.removeprefix("sqlite:///")).is_file():
+    if args.storage or Path(url.removeprefix("sqlite:///")).is_file():  # this machine's journal or old database
         for result in stored_results(url, f"{subset_tag(args)}/"):
             results.setdefault(result["name"], result)
     selection = [r for name, r in sorted(results.items()) if "_select_" in name]
@@ -55,10 +60,13 @@ def stored_results(url: str, prefix: str) -> list[dict[str, Any]]:
     """The results of every finished trial of the studies whose name starts with `prefix`."""
     import optuna
 
+    from pseudo_kd_hf.tuning.storage import open_storage
+
+    storage = open_storage(url, requeue_stale=False)
     results = []
-    for summary in optuna.get_all_study_summaries(url, include_best_trial=False):
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
         if summary.study_name.startswith(prefix):
-            study = optuna.load_study(study_name=summary.study_name, storage=url)
+            study = optuna.load_study(study_name=summary.study_name, storage=storage)
             states = (optuna.trial.TrialState.COMPLETE,)
             results += [trial.user_attrs[RESULT] for trial in study.get_trials(deepcopy=False, states=states)]
     return results

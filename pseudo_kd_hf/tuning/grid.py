@@ -10,12 +10,13 @@ short leaves every study at the same first points. A trial records its point as 
 parameters: a grid that grows (more seeds in a later sitting) is the same study with more points, where Optuna
 would refuse categorical parameters whose choices changed.
 
-Why not Optuna's `GridSampler` with queued trials: its sampler picks points at random and, by its own documentation,
-can run a point twice when workers ask together; and a queued (WAITING) trial is claimed without a lock under SQLite,
-so two workers could run the very same trial (seen on the H100 grid). Here each worker only ever runs the trial it
-created, and trial numbers are handed out under the study's lock, so "the lowest number holds the point" is decided
-by the storage; before it trains, a worker waits only for an earlier trial that exists but has not yet recorded its
-point (the few milliseconds between Optuna creating a trial and the objective recording it).
+Why not Optuna's `GridSampler` or queued trials (`enqueue_trial`), although both storages pop a queued trial
+atomically (`tuning.storage`): `GridSampler` picks points at random and, by its own documentation, can run a point
+twice when workers ask together; and Optuna has no atomic "queue this point unless it is queued", so workers that
+start a grid together, or a grid that grows, would queue a point twice. Trial numbers, though, are handed out
+atomically, so "the lowest number holds the point" is decided by the storage; before it trains, a worker waits
+only for an earlier trial that exists but has not yet recorded its point (the milliseconds between Optuna creating a
+trial and the objective recording it).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import optuna
-from optuna.storages import RDBStorage
+from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from .study import load_study, wait_for_running
@@ -40,7 +41,7 @@ SETTLE_POLL_S = 0.05
 class GridStudy:
     """One study whose trials are the points of `grid` (name -> values), each run by `run(params) -> result`."""
 
-    def __init__(self, storage: RDBStorage, name: str, grid: dict[str, Sequence[Any]]) -> None:
+    def __init__(self, storage: BaseStorage, name: str, grid: dict[str, Sequence[Any]]) -> None:
         self.name = name
         self.grid = {key: list(values) for key, values in grid.items()}
         self.points = list(itertools.product(*self.grid.values()))

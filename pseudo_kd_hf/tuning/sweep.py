@@ -4,10 +4,11 @@ Every `pseudo-kd-glue` flag sets what all trials share (task, model, method, dat
 space (`--search_space`, default: the method's own in `tuning.space`) sets what each trial varies. Each trial trains
 on the training set less `--heldout_fraction` of it (stratified, drawn with `--heldout_seed`, the same for every
 trial) and is scored by the task's primary metric on that held-out part: the dev set is never evaluated, so it
-stays an honest report of the chosen settings. The study lives in `--storage` (default: a SQLite file in
-`--output_dir`): a rerun continues it up to `--n_trials` finished trials, and processes on other machines join it by
-passing the same SQLAlchemy URL and `--study_name`. At the end: `best.yaml` (a `pseudo-kd-glue` config holding the
-best settings, to train on the whole training set with), `trials.md` and the plots (see `tuning.report`).
+stays an honest report of the chosen settings. The study lives in `--storage` (default: an Optuna journal file in
+`--output_dir`; see `tuning.storage`): a rerun continues it up to `--n_trials` finished trials, and processes on
+other machines join it by passing the same database URL (or journal on a shared disk) and `--study_name`. At the
+end: `best.yaml` (a `pseudo-kd-glue` config holding the best settings, to train on the whole training set with),
+`trials.md` and the plots (see `tuning.report`).
 """
 
 from __future__ import annotations
@@ -28,29 +29,29 @@ from ..glue.data import HELDOUT_SPLIT
 from ..glue.tasks import get_task
 from ..parsing import build_arguments, read_arguments
 from . import report
+from . import study as study_module
 from .space import build_space, describe, read_space_text, runner_values, suggest
+from .storage import GRACE_PERIOD_S, HEARTBEAT_INTERVAL_S, open_storage
 from .study import (
-    GRACE_PERIOD_S,
-    HEARTBEAT_INTERVAL_S,
-    SQLITE_LOCK_TIMEOUT_S,
     TrialFailed,
     count_states,
+    fail_dead_trials,
+    forget_weights_of,
     keep_records_only,
     load_study,
-    open_storage,
     run_runner,
-    wait_for_running,
 )
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_HELDOUT_FRACTION = 0.1
-STUDY_DB = "study.db"
+JOURNAL = "study.journal"
+OLD_STUDY_DB = "study.db"  # the default storage of earlier versions: continued where it lies
 STUDY_MARKER = "study_name.txt"  # in --output_dir: the one study whose trials and reports it holds
 MAX_FAILURES_IN_A_ROW = 3
-# How long a worker joining a brand-new study waits for its creator to record the settings (the creator may itself
-# wait for SQLite's lock first).
-SETTINGS_WAIT_S = SQLITE_LOCK_TIMEOUT_S + 60.0
+# How long a worker joining a brand-new study waits for its creator to record the settings.
+SETTINGS_WAIT_S = 60.0
+QUEUED = "queued"  # user attribute of the trials the sweep queues
 SETTINGS_POLL_S = 0.5
 # Where things lie on one machine: a worker joining a study may name them by other paths (only whether each is given
 # is compared; a teacher's logits file is checked against the training set by its own header, whatever its path).
@@ -77,7 +78,10 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, dict[str
     )
     parser.add_argument("--n_trials", type=int, default=20, help="Finished trials the study should hold.")
     parser.add_argument("--study_name", help="Default: <task>_<regularization>.")
-    parser.add_argument("--storage", help=f"SQLAlchemy URL; default: sqlite:///<output_dir>/{STUDY_DB}.")
+    parser.add_argument(
+        "--storage",
+        help=f"Journal file, or database URL (postgresql+psycopg://user:pw@host/db); default: <output_dir>/{JOURNAL}.",
+    )
     parser.add_argument("--search_space", help="YAML file, or inline YAML, narrowing the default search space.")
     parser.add_argument("--heartbeat_interval", type=int, default=HEARTBEAT_INTERVAL_S, help="Seconds.")
     parser.add_argument(
@@ -128,22 +132,32 @@ def run_sweep(args: argparse.Namespace, values: dict[str, Any]) -> optuna.Study:
     except ValueError as error:
         raise UsageError(str(error)) from None
     shared = {**values, **pinned}
-    storage_url = args.storage or f"sqlite:///{(output_dir / STUDY_DB).resolve()}"
+    storage_url = args.storage or default_storage(output_dir)
     study_name = args.study_name or f"{task.name}_{regularization}"
-    storage = open_storage(storage_url, args.heartbeat_interval, args.grace_period)
+    storage = open_storage(storage_url, args.heartbeat_interval, args.grace_period, forget_weights_of)
     if args.report_only and study_name not in optuna.get_all_study_names(storage):
         raise UsageError(f"--report_only: {storage_url} holds no study {study_name}: pass the --study_name it ran as.")
     claim_output_dir(output_dir, study_name)
     study, created = load_study(storage, study_name)
+    if created and not args.report_only:
+        fill_queue(study, args.n_trials)  # before the settings, which the workers joining it wait for
     check_same_settings(study, shared, describe(space), created=created, wait=not args.report_only)
     try:
         if not args.report_only:
             objective = make_objective(task.primary_metric, space, shared, output_dir, args.keep_weights)
             deadline = None if args.time_budget_s is None else time.monotonic() + args.time_budget_s
+            fill_queue(study, args.n_trials)
             work(study, objective, args.n_trials, deadline)
     finally:  # the reports also when a trial refused its input or too many failed
         report.write_report(study, output_dir, task, shared)
     return study
+
+
+def default_storage(output_dir: Path) -> str:
+    """The journal in `output_dir`, or the SQLite file an earlier version made there."""
+    old = output_dir / OLD_STUDY_DB
+    journal = output_dir / JOURNAL
+    return f"sqlite:///{old.resolve()}" if old.is_file() and not journal.exists() else str(journal)
 
 
 def claim_output_dir(output_dir: Path, study_name: str) -> None:
@@ -229,29 +243,54 @@ def make_objective(primary_metric: str, space: dict, shared: dict[str, Any], out
     return objective
 
 
-def work(study: optuna.Study, objective, n_trials: int, deadline: float | None = None) -> None:
-    """Run trials until the study holds `n_trials` finished ones, or `deadline` (monotonic) passed. Trials running
-    elsewhere count while they run, so many workers stop together (two that ask at the same instant may overshoot by
-    one each); a worker with nothing left to start waits for them, and runs another trial for each that failed.
+def fill_queue(study: optuna.Study, n_trials: int) -> None:
+    """Queue trials (Optuna's WAITING ones; the sampler picks their settings when one starts) until the study holds
+    `n_trials` finished, running or queued ones. The worker that creates a study fills it before the others join."""
+    for _ in range(n_trials - count_states(study, TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)):
+        study.enqueue_trial({}, user_attrs={QUEUED: True})
 
-    Failed trials do not count; after `MAX_FAILURES_IN_A_ROW` of this worker's in a row, it stops with an error.
-    """
-    states: list[TrialState] = []  # of this worker's trials, in order
+
+def work(study: optuna.Study, objective, n_trials: int, deadline: float | None = None) -> None:
+    """Run queued trials until `n_trials` finished, none is queued or running, or `deadline` (monotonic) passed.
+    The storage hands each queued trial to one worker; a failed trial is queued again (by its worker, or by the
+    heartbeat once its worker died), so the study ends with as many finished trials as were queued. A worker with
+    nothing left to start waits for the trials running elsewhere. After `MAX_FAILURES_IN_A_ROW` failures in a row it
+    stops with an error."""
     failures = 0
-    while True:
-        if deadline is not None and time.monotonic() > deadline:
+    while deadline is None or time.monotonic() < deadline:
+        fail_dead_trials(study)
+        if count_states(study, TrialState.COMPLETE) >= n_trials:
             return
-        if count_states(study, TrialState.COMPLETE, TrialState.RUNNING) >= n_trials:
-            if count_states(study, TrialState.COMPLETE) >= n_trials:
+        if not count_states(study, TrialState.WAITING):
+            if not count_states(study, TrialState.RUNNING):
                 return
-            wait_for_running(study, deadline)  # a dead worker's trial comes back as FAIL: this worker runs one more
+            time.sleep(study_module.POLL_S)
             continue
-        study.optimize(
-            objective, n_trials=1, catch=(TrialFailed,), callbacks=[lambda _, trial: states.append(trial.state)]
-        )
-        failures = failures + 1 if states[-1] == TrialState.FAIL else 0
-        if failures >= MAX_FAILURES_IN_A_ROW:
-            raise TrialFailed(f"{failures} trials in a row failed: see their runner.log in the trials folder.")
+        ran: list[optuna.trial.FrozenTrial] = []
+        study.optimize(queued_only(objective), n_trials=1, catch=(TrialFailed,), callbacks=[collect_into(ran)])
+        if ran[0].state == TrialState.FAIL:
+            study.enqueue_trial({}, user_attrs={QUEUED: True})
+            failures += 1
+            if failures >= MAX_FAILURES_IN_A_ROW:
+                raise TrialFailed(f"{failures} trials in a row failed: see their runner.log in the trials folder.")
+        elif ran[0].state == TrialState.COMPLETE:
+            failures = 0
+
+
+def collect_into(trials: list):
+    return lambda _study, trial: trials.append(trial)
+
+
+def queued_only(objective):
+    """Run `objective` on queued trials (or a dead worker's, queued again) only: a trial Optuna made because another
+    worker took the last queued one in between is pruned before it trains."""
+
+    def run(trial: optuna.Trial) -> float:
+        if not trial.user_attrs.get(QUEUED):  # a dead worker's trial queued again keeps its user attributes
+            raise optuna.TrialPruned("no queued trial left")
+        return objective(trial)
+
+    return run
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 
 from pseudo_kd_hf.tuning import study as study_module
 from pseudo_kd_hf.tuning.grid import POINT, RESULT, GridStudy, work
-from pseudo_kd_hf.tuning.study import open_storage
+from pseudo_kd_hf.tuning.storage import open_storage
 from pseudo_kd_hf.tuning.variants import Variant, paired_difference, parse_variants
 from tests.helpers.scripts import load_script, repo_env
 
@@ -99,7 +99,7 @@ def fake_run(calls: list, fail: set = frozenset()):
 
 
 def test_every_point_once_breadth_first_and_a_failure_retried_once(tmp_path: Path) -> None:
-    storage = open_storage(f"sqlite:///{tmp_path / 'grid.db'}")
+    storage = open_storage(str(tmp_path / "grid.journal"), requeue_stale=False)
     first, second = GridStudy(storage, "a", {"seed": [1, 2, 3]}), GridStudy(storage, "b", {"seed": [1, 2, 3]})
     calls_a, attempts = [], []
     failing = fake_run(attempts, fail={(2,)})
@@ -135,7 +135,7 @@ def stale_view(study: GridStudy, point: tuple) -> None:
 def test_two_workers_picking_one_point_train_it_once(tmp_path: Path) -> None:
     """Both pick seed 7: the later trial (higher number) finds the earlier one holding it and is pruned untrained; the
     earlier trial's worker trains it."""
-    storage = open_storage(f"sqlite:///{tmp_path / 'grid.db'}")
+    storage = open_storage(str(tmp_path / "grid.journal"), requeue_stale=False)
     grid = {"seed": [7, 8]}
     first = another_workers_trial(storage, "a", grid, {"seed": 7})
     late = GridStudy(storage, "a", grid)
@@ -159,7 +159,7 @@ def test_a_worker_waits_for_an_earlier_trial_to_record_its_point(
 ) -> None:
     """The other worker's trial exists (lower number) but has not recorded its point yet: this worker waits for it
     instead of deciding blind, then yields if it is its point and trains otherwise."""
-    storage = open_storage(f"sqlite:///{tmp_path / 'grid.db'}")
+    storage = open_storage(str(tmp_path / "grid.journal"), requeue_stale=False)
     grid = {"seed": [7, 8]}
     earlier = another_workers_trial(storage, "a", grid, other_point, recorded=False)
     timer = threading.Timer(0.5, earlier.set_user_attr, (POINT, other_point))
@@ -179,7 +179,7 @@ def test_a_worker_waits_for_an_earlier_trial_to_record_its_point(
 def test_a_grid_that_grows_in_a_later_sitting_runs_only_its_new_points(tmp_path: Path) -> None:
     """More seeds, or another learning rate, on the same storage: the same study with more points (Optuna itself
     refuses a categorical parameter whose choices changed, so the points are not Optuna parameters)."""
-    storage = open_storage(f"sqlite:///{tmp_path / 'grid.db'}")
+    storage = open_storage(str(tmp_path / "grid.journal"), requeue_stale=False)
     calls = []
     assert work({GridStudy(storage, "a", {"seed": [1, 2], "lr": [0.1]}): fake_run(calls)}, None) == []
     grown = GridStudy(storage, "a", {"seed": [1, 2, 3], "lr": [0.1, 0.2]})
@@ -192,7 +192,7 @@ def test_a_grid_that_grows_in_a_later_sitting_runs_only_its_new_points(tmp_path:
 def test_points_of_an_older_database_and_of_another_grid(tmp_path: Path) -> None:
     """Trials written before points became user attributes hold them as Optuna parameters: still finished. A finished
     point the grid no longer has (another --select_learning_rates) is not one of its results."""
-    storage = open_storage(f"sqlite:///{tmp_path / 'grid.db'}")
+    storage = open_storage(str(tmp_path / "grid.journal"), requeue_stale=False)
     old = GridStudy(storage, "a", {"seed": [1, 2, 3]})
     for seed in (1, 3):
         old.study.add_trial(
@@ -214,7 +214,7 @@ def test_a_point_whose_worker_died_runs_again_once_its_trial_is_failed(
     """Another worker took seed 1 and died (its heartbeat stopped). This worker runs seed 2, then waits for seed 1's
     trial instead of leaving the point out of the sitting, and runs it when the grace period failed that trial."""
     monkeypatch.setattr(study_module, "POLL_S", 0.2)
-    storage = open_storage(f"sqlite:///{tmp_path / 'grid.db'}", heartbeat_interval=1, grace_period=2)
+    storage = open_storage(str(tmp_path / "grid.journal"), heartbeat_interval=1, grace_period=2, requeue_stale=False)
     grid = {"seed": [1, 2]}
     orphan = another_workers_trial(storage, "a", grid, {"seed": 1})
     storage.record_heartbeat(orphan._trial_id)
@@ -230,23 +230,26 @@ WORKER = """
 import json, sys, time
 from pathlib import Path
 from pseudo_kd_hf.tuning.grid import GridStudy, work
-from pseudo_kd_hf.tuning.study import open_storage
+from pseudo_kd_hf.tuning.storage import open_storage
 url, log = sys.argv[1], Path(sys.argv[2])
 def run(params):
     with open(log, "a") as stream:
         stream.write(json.dumps(params) + "\\n")
     time.sleep(0.05)
     return {"score": 1.0}
-storage = open_storage(url)
+storage = open_storage(url, requeue_stale=False)
 studies = [GridStudy(storage, name, {"seed": list(range(6))}) for name in ("a", "b")]
 print(len(work({study: run for study in studies}, None)))
 """
 
 
 @pytest.mark.slow
-def test_worker_processes_share_a_grid_without_running_a_point_twice(tmp_path: Path) -> None:
-    """Three workers on one SQLite file and short runs, so they often pick a point together."""
-    url, log = f"sqlite:///{tmp_path / 'grid.db'}", tmp_path / "runs.jsonl"
+@pytest.mark.parametrize("backend", ["journal", "postgresql"])
+def test_worker_processes_share_a_grid_without_running_a_point_twice(backend: str, tmp_path: Path, request) -> None:
+    """Three workers on one storage and short runs, so they often pick a point together: the benchmark's (task,
+    variant) studies with the seeds as their grid, each point run once."""
+    url = str(tmp_path / "grid.journal") if backend == "journal" else request.getfixturevalue("postgres_url")
+    log = tmp_path / "runs.jsonl"
     env = repo_env()
     command = [sys.executable, "-c", WORKER, url, str(log)]
     workers = [
@@ -258,7 +261,7 @@ def test_worker_processes_share_a_grid_without_running_a_point_twice(tmp_path: P
     runs = log.read_text().splitlines()
     assert len(runs) == 12  # 2 studies x 6 seeds, none twice (the workers share the log)
     for name in ("a", "b"):
-        study = optuna.load_study(study_name=name, storage=url)
+        study = optuna.load_study(study_name=name, storage=open_storage(url, requeue_stale=False))
         seeds = [trial.user_attrs[POINT]["seed"] for trial in study.get_trials(states=(TrialState.COMPLETE,))]
         assert sorted(seeds) == list(range(6))
 
@@ -317,10 +320,10 @@ def test_benchmark_runs_selection_then_every_variant_and_seed(
     assert RESULT == "result"
 
 
-def test_benchmark_refuses_a_storage_that_is_not_a_url(glue: ModuleType, tmp_path: Path, capsys) -> None:
+def test_benchmark_refuses_a_storage_it_cannot_open(glue: ModuleType, tmp_path: Path, capsys) -> None:
     flags = ["--output_dir", str(tmp_path / "out"), "--runs_dir", str(tmp_path / "runs"), "--model", "m"]
-    assert glue.main([*flags, "--tasks", "rte", "--storage", "grid.db"]) == 2
-    assert "--storage grid.db is not a database URL" in capsys.readouterr().err
+    assert glue.main([*flags, "--tasks", "rte", "--storage", "nodb://host/grid"]) == 2
+    assert "--storage nodb://host/grid: no such database dialect" in capsys.readouterr().err
 
 
 def test_a_killed_worker_fails_the_benchmark(
@@ -339,7 +342,7 @@ def test_a_killed_worker_fails_the_benchmark(
     monkeypatch.setattr(glue.subprocess, "Popen", lambda command: Worker(next(codes)))
     monkeypatch.setattr(glue, "load_glue_task", lambda task, data: None)
     monkeypatch.setattr(glue, "write_report", lambda args: None)
-    storage = f"sqlite:///{tmp_path / 'grid.db'}"
+    storage = str(tmp_path / "grid.journal")
     args = argparse.Namespace(tasks=["rte"], glue_data=None, storage=storage, jobs=2, time_budget_s=None, model="m")
     assert glue.start_workers(args, []) == 1
     assert "error: worker 2 was killed by signal 9" in capsys.readouterr().err
