@@ -71,8 +71,8 @@ def run_child(code: str, args: argparse.Namespace, task: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--child", nargs=4, metavar=("MODEL", "TASK", "GLUE", "OUT"))
-    parser.add_argument("--old", default="/work/wt/base")
-    parser.add_argument("--new", default=str(Path(__file__).resolve().parents[1]))
+    parser.add_argument("--old", help="The checkout to compare against (a clone of an older commit); needed to time.")
+    parser.add_argument("--new", default=str(Path(__file__).resolve().parents[1]), help="Default: this checkout.")
     parser.add_argument("--model_name_or_path")
     parser.add_argument("--glue", default="../shared/glue_data")
     parser.add_argument("--tasks", nargs="+", default=["rte", "sst2"])
@@ -82,6 +82,8 @@ def main() -> None:
     parser.add_argument("--max_predict_samples", type=int, help="the first N rows of each test set (default: all)")
     parser.add_argument("--output", default="predict_order_speed.json")
     args = parser.parse_args()
+    if not args.child and not args.old:
+        parser.error("--old is needed: the checkout to compare this one against")
     if args.child:
         child(*args.child, args)
         return
