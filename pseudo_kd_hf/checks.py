@@ -19,7 +19,7 @@ from .glue.tasks import GlueTask, get_task
 from .parsing import task_arguments
 from .regularizers import get_regularizer, registered_regularizers
 from .run_dir import checkpoint_problems
-from .run_folder import check_output_dir, checkpoint_files
+from .run_folder import check_output_dir, check_settings, checkpoint_files
 from .task_data import load_splits, needed_splits
 from .teacher import teacher_label_order
 
@@ -130,18 +130,28 @@ def check_local_path(flag: str, name: str | None, cache_dir: str | None = None) 
 # ---- --task_name all: every task checked before the first trains --------------------------------------------------
 
 
-def check_suite_tasks(values: dict[str, Any], tasks: Sequence[GlueTask], root: Path) -> None:
+def check_suite_tasks(
+    values: dict[str, Any], tasks: Sequence[GlueTask], pending: Sequence[GlueTask], root: Path
+) -> None:
     """`--task_name all`: each task's flags, files and heads checked before the first task trains.
 
-    Per task: `check_task`, its splits read (every row of every file the stages use, so a broken line stops the suite
-    now; `datasets` caches them for the run), the student's classifier head against the task's label count, and a
-    teacher's labels against the task's. A task lacking a file is left to the suite, which skips it with a warning.
-    Any problem is one `UsageError` naming the task; nothing has trained then.
+    Every task folder's recorded settings first (`check_settings`: a finished task trained with other settings is
+    refused too, or its results would be packaged as this command's). Then per pending task: `check_task`, its splits
+    read (every row of every file the stages use, so a broken line stops the suite now; `datasets` caches them for
+    the run), the student's classifier head against the task's label count, and a teacher's labels against the
+    task's. A task lacking a file is left to the suite, which skips it with a warning. Any problem is one
+    `UsageError` naming the task; nothing has trained then.
     """
     for task in tasks:
         model_args, data_args, training_args = task_arguments(
             {**values, "task_name": task.name, "output_dir": str(root / task.name)}
         )
+        try:
+            check_settings(model_args, data_args, training_args)
+        except UsageError as error:
+            raise UsageError(f"--task_name all: {task.name}, checked before any task trained: {error}") from None
+        if task not in pending:
+            continue
         if missing_splits(task.name, data_args.data_dir, needed_splits(task, data_args, training_args)):
             continue
         try:

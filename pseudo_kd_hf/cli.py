@@ -188,6 +188,9 @@ def prepare_task(
             key: tokenize(first_examples(dataset, data_args.max_predict_samples)).remove_columns("label")
             for key, dataset in test_splits.items()
         }
+    # Recorded before the trainer is built: building it adapts the arguments to the device (`--fast_step`), which a
+    # rerun's check, made before any trainer exists, would read as another setting.
+    settings = training_settings(model_args, data_args, training_args) if training_args.do_train else None
     trainer = build_trainer(
         task, model, tokenizer, training_args, data_args, train_dataset, eval_datasets, online_teacher
     )
@@ -200,7 +203,7 @@ def prepare_task(
         resume_from,
         keep_checkpoints=data_args.keep_checkpoints,
         model_card=ModelCard.for_run(model_args, data_args),
-        settings=training_settings(model_args, data_args, training_args) if training_args.do_train else None,
+        settings=settings,
     )
 
 

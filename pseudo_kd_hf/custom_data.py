@@ -63,7 +63,7 @@ def _loader(flag: str, path: Path) -> str:
     return loader
 
 
-def text_columns_of(column_names: list[str]) -> tuple[str, ...]:
+def text_columns_of(column_names: list[str], source: str = "--train_file") -> tuple[str, ...]:
     """run_glue's choice of input columns: sentence1/sentence2, else sentence, else the first one or two others."""
     if "sentence1" in column_names and "sentence2" in column_names:
         return "sentence1", "sentence2"
@@ -71,7 +71,7 @@ def text_columns_of(column_names: list[str]) -> tuple[str, ...]:
         return ("sentence",)
     others = [name for name in column_names if name not in (LABEL_COLUMN, EXAMPLE_ID_COLUMN)]
     if not others:
-        raise DataFileError(f"--train_file has no text column besides {LABEL_COLUMN!r}: add a 'sentence' column")
+        raise DataFileError(f"{source} has no text column besides {LABEL_COLUMN!r}: add a 'sentence' column")
     return tuple(others[:2])
 
 
@@ -114,7 +114,7 @@ def load_data_files(
 
 
 def load_named_dataset(
-    name: str, config_name: str | None, splits: list[str], cache_dir: str | None = None
+    name: str, config_name: str | None, splits: list[str], cache_dir: str | None = None, overwrite_cache: bool = False
 ) -> tuple[DatasetDict, CustomTask]:
     """--dataset_name (and --dataset_config_name): any dataset `datasets.load_dataset` opens, read as run_glue reads
     it, with its `train` split (which defines the labels) and the other `splits` the stages need.
@@ -123,8 +123,17 @@ def load_named_dataset(
         DataFileError: the dataset or its configuration cannot be found, or lacks a needed split or column.
     """
     flag = f"--dataset_name {name}" + ("" if config_name is None else f" --dataset_config_name {config_name}")
+
+    def build(rebuild: bool) -> DatasetDict:
+        mode = DownloadMode.FORCE_REDOWNLOAD if rebuild else None
+        return load_dataset(name, config_name, cache_dir=cache_dir, download_mode=mode)
+
+    def expected_rows(loaded: DatasetDict) -> dict[str, int] | None:  # each split's, as datasets recorded them
+        recorded = {split: split_rows(dataset.info.splits, split) for split, dataset in loaded.items()}
+        return None if None in recorded.values() else recorded
+
     try:
-        raw = load_dataset(name, config_name, cache_dir=cache_dir)
+        raw = build(True) if overwrite_cache else rebuilt_if_damaged(build, expected_rows, f"{flag} data")
     except (FileNotFoundError, ValueError) as error:  # no such dataset or configuration: datasets says which
         raise DataFileError(f"{flag}: {str(error).splitlines()[0]}") from None
     missing = [split for split in ("train", *splits) if split not in raw]
@@ -142,7 +151,7 @@ def _own_task(raw: DatasetDict, sources: dict[str, str]) -> tuple[DatasetDict, C
     train = raw["train"]
     if LABEL_COLUMN not in train.column_names:
         raise DataFileError(f"{sources['train']} has no {LABEL_COLUMN!r} column")
-    task = CustomTask(text_columns_of(train.column_names), _label_names(train))
+    task = CustomTask(text_columns_of(train.column_names, sources["train"]), _label_names(train))
     splits = {split: _prepare_split(raw[split], split, sources[split], task) for split in raw}
     return DatasetDict(splits), task
 

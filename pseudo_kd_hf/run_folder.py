@@ -136,6 +136,7 @@ FREE_SETTINGS = frozenset(
         *("ddp_backend", "ddp_timeout", "ddp_find_unused_parameters", "ddp_bucket_cap_mb", "ddp_broadcast_buffers"),
         *("dataloader_num_workers", "dataloader_persistent_workers", "dataloader_prefetch_factor"),
         *("dataloader_multiprocessing_context", "preprocessing_num_workers", "overwrite_cache", "skip_memory_metrics"),
+        *("use_fast_tokenizer", "torch_empty_cache_steps"),  # ignored (transformers 5 tokenizers are fast); memory
         # logging, reporting, saving
         *("logging_strategy", "logging_steps", "logging_first_step", "log_on_each_node", "log_level"),
         *("log_level_replica", "disable_tqdm", "report_to", "run_name", "project", "debug"),

@@ -51,7 +51,7 @@ def run_suite(
     from .checks import check_suite_tasks  # checks -> run_folder -> this module: imported when used
 
     pending = [task for task in SUITE_TASKS if finished_results(root / task.name, training_args.do_train) is None]
-    check_suite_tasks(values, pending, root)
+    check_suite_tasks(values, SUITE_TASKS, pending, root)
     for task in SUITE_TASKS:
         task_dir = root / task.name
         if task not in pending:

@@ -82,7 +82,7 @@ def load_own_files(
         heldout = data_args.heldout_fraction is not None
         splits = ["validation"] * (training_args.do_eval and not heldout) + ["test"] * training_args.do_predict
         raw_datasets, task = load_named_dataset(
-            data_args.dataset_name, data_args.dataset_config_name, splits, cache_dir=cache_dir
+            data_args.dataset_name, data_args.dataset_config_name, splits, cache_dir, data_args.overwrite_cache
         )
     else:
         files = data_args.train_file, data_args.validation_file, data_args.test_file
@@ -112,6 +112,8 @@ def check_distinct_ids(train: Dataset, task: Task, data_args: DataTrainingArgume
 
 def _training_rows(task: Task, data_args: DataTrainingArguments, train: Dataset, rows: tuple[int, int]) -> str:
     """'FILE, lines A and B': where two training rows are (rows counted from 0 among the data rows)."""
+    if isinstance(task, CustomTask) and data_args.dataset_name is not None:
+        return f"--dataset_name {data_args.dataset_name} (train split), rows {rows[0] + 1} and {rows[1] + 1},"
     if isinstance(task, CustomTask):
         places = [row_place(Path(data_args.train_file), len(train), row) for row in rows]
         return f"--train_file {data_args.train_file}, {' and '.join(places)},"

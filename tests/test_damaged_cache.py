@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 from transformers import AutoTokenizer
 
-from pseudo_kd_hf.custom_data import load_data_files
+from pseudo_kd_hf.custom_data import load_data_files, load_named_dataset
 from pseudo_kd_hf.glue.data import load_glue_task
 from pseudo_kd_hf.glue.tasks import get_task
 from pseudo_kd_hf.task_data import tokenize_split
@@ -98,3 +98,25 @@ def test_a_damaged_tokenised_cache_is_rebuilt(tmp_path: Path, minilm_path: Path,
         again = tokenise()
     assert list(again["input_ids"]) == expected
     assert "The tokenised data cache in" in caplog.text and "was damaged" in caplog.text
+
+
+def test_a_damaged_named_dataset_cache_is_rebuilt_and_overwrite_cache_rebuilds_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "dataset"
+    folder.mkdir()
+    (folder / "train.csv").write_text("sentence,label\n" + "".join(f"text {i},{i % 2}\n" for i in range(ROWS)))
+    cache_dir = str(tmp_path / "cache")
+    first, _ = load_named_dataset(str(folder), None, [], cache_dir)
+    expected = first["train"].to_list()
+    raw_cache = next(Path(cache_dir).rglob("dataset-train.arrow"))  # what load_dataset wrote, before our columns
+    cut_short(str(raw_cache), None)  # a clean cut: fewer rows, no pyarrow error
+    with caplog.at_level(logging.WARNING, logger="pseudo_kd_hf"):
+        again, _ = load_named_dataset(str(folder), None, [], cache_dir)
+    assert again["train"].to_list() == expected
+    assert "was damaged" in caplog.text and str(raw_cache.parent) in caplog.text
+    cut_short(str(raw_cache), None)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="pseudo_kd_hf"):
+        rebuilt, _ = load_named_dataset(str(folder), None, [], cache_dir, overwrite_cache=True)
+    assert rebuilt["train"].to_list() == expected and not caplog.records  # rebuilt on request, no warning

@@ -111,3 +111,32 @@ def test_suite_checks_the_teachers_labels_for_every_task(tmp_path: Path, minilm_
     )
     assert "The teacher has 2 labels but the student has 1" in err
     assert not (tmp_path / "suite" / "cola" / "all_results.json").exists()
+
+
+def test_suite_refuses_other_settings_for_a_finished_task_before_any_task_trains(
+    tmp_path: Path, minilm_path: Path, capsys
+) -> None:
+    """A finished task's results would be packaged as this command's: its recorded settings are checked too."""
+    from tests.helpers.glue_models import save_tiny_student
+    from tests.test_cli import write_cola
+
+    student = save_tiny_student(tmp_path / "student", minilm_path)
+    data_dir = tmp_path / "glue"
+    write_cola(data_dir)
+    flags = ["--task_name", "all", "--data_dir", data_dir, "--do_train", "--max_steps", "1"]
+    flags += ["--max_seq_length", "32", "--per_device_train_batch_size", "4"]
+    assert main(cpu_flags(student, tmp_path / "suite", *flags)) == 0
+    assert main(cpu_flags(student, tmp_path / "suite", *flags)) == 0  # the same command: finished
+    capsys.readouterr()
+    assert main(cpu_flags(student, tmp_path / "suite", *flags, "--learning_rate", "1e-3")) == 2
+    err = one_line_error(capsys)
+    assert err.startswith("error: --task_name all: cola, checked before any task trained:")
+    assert "--learning_rate 5e-05 recorded, 0.001 now" in err
+
+
+def test_ps_kd_names_the_named_datasets_rows(tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "dataset"
+    write_lines(folder / "train.csv", ["sentence,label,idx", "a,x,0", "b,y,1", "c,x,1"])
+    flags = ["--dataset_name", folder, "--do_train", "--regularization", "ps_kd"]
+    assert main(cpu_flags(tmp_path, tmp_path / "run", *flags)) == 2
+    assert f"--dataset_name {folder} (train split), rows 2 and 3, repeat idx 1" in one_line_error(capsys)

@@ -106,3 +106,26 @@ def test_free_settings_are_settings() -> None:
     """Every name in FREE_SETTINGS is a flag (a typo would leave the intended setting recorded)."""
     names = {f.name for cls in ARGUMENT_CLASSES for f in dataclasses.fields(cls)}
     assert FREE_SETTINGS <= names, sorted(FREE_SETTINGS - names)
+
+
+def test_a_fast_step_run_is_the_same_run_when_rerun_and_when_resumed(
+    student: Path, shared_glue_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Building the trainer adapts `--fast_step`'s arguments (non-blocking copies); the record is made before it, as
+    a rerun's check is, so the same command is the same run."""
+    output_dir = tmp_path / "rte"
+    flags = train_flags(student, output_dir, shared_glue_data, "--fast_step", "--keep_checkpoints", "--max_steps", "1")
+    assert main(flags) == 0
+    with caplog.at_level(logging.WARNING):
+        assert main(flags) == 0
+    assert "holds a finished run" in caplog.text
+    interrupt(output_dir)
+    assert main(flags) == 0
+    assert (output_dir / "all_results.json").is_file()
+
+
+def test_use_fast_tokenizer_is_free(student: Path, shared_glue_data: Path, tmp_path: Path) -> None:
+    """An ignored flag is no setting of the run."""
+    flags = train_flags(student, tmp_path / "rte", shared_glue_data, "--max_steps", "1")
+    assert main([*flags, "--use_fast_tokenizer", "false"]) == 0
+    assert main(flags) == 0

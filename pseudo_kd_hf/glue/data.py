@@ -15,6 +15,7 @@ import math
 import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -50,23 +51,26 @@ DAMAGED_CACHE_ERRORS = (OSError, pa.ArrowException, ShortCacheError)
 
 
 def rebuilt_if_damaged(
-    build: Callable[[bool], Dataset], expected_rows: Callable[[Dataset], int | None], what: str
-) -> Dataset:
+    build: Callable[[bool], Any], expected_rows: Callable[[Any], int | dict[str, int] | None], what: str
+) -> Any:
     """`build(False)` (from the `datasets` cache where it can), or `build(True)` (rebuilt) when that cache is damaged.
 
     `datasets` trusts its Arrow cache files: a truncated one raises a pyarrow error on every later load, and one cut
     at a record batch boundary loads short, silently. Here either is rebuilt, with one warning naming the cache;
-    a rebuild that fails keeps its traceback. `expected_rows(dataset)`: the row count it must have (None: unknown).
+    a rebuild that fails keeps its traceback. `expected_rows(dataset)`: the row count it must have (None: unknown),
+    for a `DatasetDict` the count of each split, as its `num_rows` gives them.
     """
     try:
         dataset = build(False)
         expected = expected_rows(dataset)
-        if expected is not None and len(dataset) != expected:
-            raise ShortCacheError(f"{len(dataset)} rows of {expected}")
+        if expected is not None and dataset.num_rows != expected:
+            raise ShortCacheError(f"{dataset.num_rows} rows of {expected}")
         return dataset
     except DAMAGED_CACHE_ERRORS as error:
         dataset = build(True)
-        where = os.path.dirname(dataset.cache_files[0]["filename"]) if dataset.cache_files else "memory"
+        files = dataset.cache_files
+        files = next(iter(files.values()), []) if isinstance(files, dict) else files  # a DatasetDict's, by split
+        where = os.path.dirname(files[0]["filename"]) if files else "memory"
         logger.warning(f"The {what} cache in {where} was damaged ({' '.join(str(error).split())}); rebuilt it.")
         return dataset
 
