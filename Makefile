@@ -12,7 +12,8 @@ PYTEST_ARGS ?= -m ""
 FLOOR_VENV ?= .venv-floor
 FLOOR_BIN := $(FLOOR_VENV)/bin
 TRANSFORMERS_FLOOR := $(shell sed -n 's/^ *transformers>=\([0-9.]*\).*/\1/p' setup.cfg)
-FLOOR_TESTS ?= tests/test_losses.py tests/test_trainer.py tests/test_regularizers.py tests/test_config.py
+FLOOR_TESTS ?= tests/test_losses.py tests/test_trainer.py tests/test_regularizers.py tests/test_config.py \
+	tests/test_eval_order.py tests/test_trainer_heads.py tests/test_hyperparameter_search.py tests/test_crash_recovery.py
 
 # The benchmarks (benchmarks/README.md); pass flags through, e.g. make benchmark-speed SPEED_ARGS="--shape paper".
 SPEED_ARGS ?= --shape minilm
@@ -54,7 +55,7 @@ benchmark-speed: venv
 
 benchmark-glue: venv
 	$(BIN)/pip install -e ".[offline,sweep]"
-	$(BIN)/python scripts/benchmark_glue.py $(GLUE_ARGS)
+	$(BIN)/python -m benchmarks.glue $(GLUE_ARGS)
 
 teacher: $(BIN)/python
 	$(BIN)/python scripts/fetch_teacher.py --output_dir "$(TEACHER_DIR)"

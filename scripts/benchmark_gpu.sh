@@ -95,7 +95,7 @@ run() {
   local grid_budget=${GRID_BUDGET_S:-330} jobs=${GRID_JOBS:-14} seeds=${GRID_SEEDS:-42 43 44 45 46}
   python3 -m benchmarks.speed --shape paper --device cuda --dtype bf16 --batch_size 32 --seq_len 128 \
     --warmup 3 --rounds 20 --output_dir "$OUT" 2>&1 | grep -v "^round"
-  local grid=(python3 scripts/benchmark_glue.py --model /tmp/minilm --glue_data "$CARRY/glue_data" --seeds $seeds
+  local grid=(python3 -m benchmarks.glue --model /tmp/minilm --glue_data "$CARRY/glue_data" --seeds $seeds
     --output_dir /tmp/glue --runs_dir /tmp/glue_runs ${GRID_ARGS:-})
   timeout $((grid_budget + 120)) "${grid[@]}" --jobs "$jobs" --threads 1 --time_budget_s "$grid_budget" \
     >"$OUT/grid.log" 2>&1 || echo "grid stopped: exit $?" | tee -a "$OUT/grid.log"
@@ -107,7 +107,7 @@ run() {
 
 compare() {
   local seeds=${GRID_SEEDS:-42 43 44 45 46} budget=${GRID_BUDGET_S:-240} kd_tasks=(${COMPARE_KD_TASKS:-})
-  local grid=(python3 scripts/benchmark_glue.py --model /tmp/minilm --glue_data "$CARRY/glue_data" --seeds $seeds
+  local grid=(python3 -m benchmarks.glue --model /tmp/minilm --glue_data "$CARRY/glue_data" --seeds $seeds
     --output_dir benchmarks/paper_comparison --runs_dir /tmp/glue_runs --storage sqlite:////tmp/compare.db)
   local started=$SECONDS
   timeout $((budget + 150)) "${grid[@]}" --tasks ${COMPARE_TASKS:-cola mrpc rte stsb} --methods none ls pseudo_kd \
@@ -196,7 +196,7 @@ tune_grid() {
   for method in "${TUNE_METHODS[@]}"; do  # named like the methods: the paired intervals are to the tuned none
     echo "$method: {config: '$sweeps/{task}/$method/best.yaml'}" >>/tmp/tuned_variants.yaml
   done
-  local grid=(python3 scripts/benchmark_glue.py --model /tmp/minilm --glue_data "$CARRY/glue_data"
+  local grid=(python3 -m benchmarks.glue --model /tmp/minilm --glue_data "$CARRY/glue_data"
     --tasks "${TUNE_TASK_LIST[@]}" --methods none --variants_file /tmp/tuned_variants.yaml --select_learning_rates 1e-4
     --select_epochs 3 --seeds $seeds --output_dir /tmp/glue_tuned --runs_dir /tmp/glue_tuned_runs)
   timeout $((${GRID_BUDGET_S:-330} + 120)) "${grid[@]}" --jobs "${GRID_JOBS:-14}" --threads 1 \

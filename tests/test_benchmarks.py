@@ -1,4 +1,4 @@
-"""The pure helpers of scripts/benchmark_glue.py and benchmarks/speed.py: no training, no data, no network."""
+"""The pure helpers of benchmarks/glue.py and benchmarks/speed.py: no training, no data, no network."""
 
 from __future__ import annotations
 
@@ -15,18 +15,21 @@ from datasets import Dataset
 
 from pseudo_kd_hf import PseudoKDTrainer, PseudoKDTrainingArguments
 from pseudo_kd_hf.regularizers import CLASSIFICATION_ONLY
-from tests.helpers.scripts import load_script
 from tests.helpers.tiny import tiny_bert
 
 
 @pytest.fixture(scope="module")
 def glue() -> ModuleType:
-    return load_script("benchmark_glue")
+    from benchmarks import glue
+
+    return glue
 
 
 @pytest.fixture(scope="module")
 def report() -> ModuleType:
-    return load_script("benchmark_glue_report")
+    from benchmarks import glue_report
+
+    return glue_report
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +39,7 @@ def speed() -> ModuleType:
     return speed
 
 
-# ---- benchmark_glue: report ----------------------------------------------------------------------------------------
+# ---- benchmarks.glue: report ----------------------------------------------------------------------------------------
 
 
 def run(task: str, method: str, seed: int, score: float, wall_s: float = 10.0) -> dict:
@@ -220,7 +223,7 @@ def test_markdown_table_without_incomplete_seeds_has_no_left_out_note(glue: Modu
     assert "| average (rte) | 60.00 | 61.00 |" in text.splitlines()
 
 
-# ---- benchmark_glue: runs ------------------------------------------------------------------------------------------
+# ---- benchmarks.glue: runs ------------------------------------------------------------------------------------------
 
 
 def test_portable_argv_names_folders_by_role(glue: ModuleType) -> None:

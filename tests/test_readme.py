@@ -16,6 +16,7 @@ from torch.distributed.run import get_args_parser as torchrun_parser
 from transformers import HfArgumentParser, TrainingArguments
 
 import pseudo_kd_hf
+from benchmarks import glue as benchmark_glue
 from pseudo_kd_hf import PseudoKDTrainer, PseudoKDTrainingArguments
 from pseudo_kd_hf.arguments import ARGUMENT_CLASSES
 from pseudo_kd_hf.glue.submission import validate_submission, write_leaderboard_file
@@ -27,7 +28,6 @@ from pseudo_kd_hf.tuning import sweep
 from pseudo_kd_hf.tuning.space import build_space, read_space_text
 from pseudo_kd_hf.tuning.variants import parse_variants
 from tests.helpers.glue_models import save_tiny_student
-from tests.helpers.scripts import load_script
 from tests.helpers.tiny import tiny_bert, tiny_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +41,7 @@ GLUE_COMMANDS = (["pseudo-kd-glue"], ["python", "scripts/run_glue.py"])
 SUBMIT_COMMANDS = (["pseudo-kd-glue-submit"], ["python", "scripts/submit_glue.py"])
 TEACHER_LOGITS_COMMANDS = (["pseudo-kd-glue-teacher-logits"], ["python", "scripts/teacher_logits.py"])
 SWEEP_COMMANDS = (["pseudo-kd-glue-sweep"],)
-BENCHMARK_COMMANDS = (["python", "scripts/benchmark_glue.py"],)
+BENCHMARK_COMMANDS = (["python", "-m", "benchmarks.glue"],)
 
 
 def code_blocks(language: str, texts: Iterable[str] = PAGES.values()) -> list[str]:
@@ -134,7 +134,7 @@ def test_every_readme_command_parses_or_runs(tmp_path: Path, monkeypatch: pytest
         elif (rest := without_prefix(argv, SWEEP_COMMANDS)) is not None:
             check_sweep(rest)
         elif (rest := without_prefix(argv, BENCHMARK_COMMANDS)) is not None:
-            args = load_script("benchmark_glue").parse_args(rest)
+            args = benchmark_glue.parse_args(rest)
             parse_variants(args.variant, args.variants_file)
         elif (rest := without_prefix(argv, GLUE_COMMANDS)) is not None:
             if rest[0].endswith(".yaml"):  # a config file, the docs' YAML block of that name, maybe then flags

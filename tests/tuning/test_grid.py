@@ -20,12 +20,14 @@ from pseudo_kd_hf.tuning import study as study_module
 from pseudo_kd_hf.tuning.grid import POINT, RESULT, GridStudy, work
 from pseudo_kd_hf.tuning.storage import open_storage
 from pseudo_kd_hf.tuning.variants import Variant, paired_difference, parse_variants
-from tests.helpers.scripts import load_script, repo_env
+from tests.helpers.scripts import repo_env
 
 
 @pytest.fixture(scope="module")
 def glue() -> ModuleType:
-    return load_script("benchmark_glue")
+    from benchmarks import glue
+
+    return glue
 
 
 # ---- paired difference -----------------------------------------------------------------------------------------
@@ -339,7 +341,7 @@ def test_a_killed_worker_fails_the_benchmark(
             return self.code
 
     codes = iter([0, -9])
-    monkeypatch.setattr(glue.subprocess, "Popen", lambda command: Worker(next(codes)))
+    monkeypatch.setattr(glue.subprocess, "Popen", lambda command, env: Worker(next(codes)))
     monkeypatch.setattr(glue, "load_glue_task", lambda task, data: None)
     monkeypatch.setattr(glue, "write_report", lambda args: None)
     storage = str(tmp_path / "grid.journal")

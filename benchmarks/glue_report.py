@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The report of scripts/benchmark_glue.py: tables, JSON and a chart from the finished runs (`--report_only`).
+"""The report of benchmarks/glue.py: tables, JSON and a chart from the finished runs (`--report_only`).
 
 Reads each run's result from `<output_dir>/raw/<subset>/` and from the studies in the grid's storage (where other
 machines' runs are), and writes `results_<subset>.{md,json,png}`: per task, each variant's mean +- std over the seeds

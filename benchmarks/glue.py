@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from benchmark_glue_report import METHODS, TASKS, raw_path, storage_url, subset_tag, write_report  # beside this file
 
 from pseudo_kd_hf.cli import main as run_glue
 from pseudo_kd_hf.errors import UsageError
@@ -47,7 +46,9 @@ from pseudo_kd_hf.tuning.grid import GridStudy, work
 from pseudo_kd_hf.tuning.storage import open_storage
 from pseudo_kd_hf.tuning.variants import Variant, method_variants, parse_variants
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from .common import REPO_ROOT
+from .glue_report import METHODS, TASKS, raw_path, storage_url, subset_tag, write_report
+
 DEFAULT_SEEDS = (42, 43, 44)
 MACHINE_FLAGS = ("--use_cpu",)  # a run's result stands whatever machine ran it
 
@@ -120,10 +121,11 @@ def start_workers(args: argparse.Namespace, argv: list[str]) -> int:
     for task in args.tasks:  # build each task's dataset cache once, before the runner processes share it
         load_glue_task(task, args.glue_data)
     open_storage(storage_url(args), requeue_stale=False)  # and the studies' tables, so the workers find them
-    command = [sys.executable, str(Path(__file__).resolve()), *argv, "--worker", "--model", args.model]
+    command = [sys.executable, "-m", "benchmarks.glue", *argv, "--worker", "--model", args.model]
     if args.time_budget_s is not None:  # the workers start later: give them what is left
         command += ["--time_budget_s", str(max(args.deadline - time.monotonic(), 0.0))]
-    workers = [subprocess.Popen(command) for _ in range(args.jobs)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    workers = [subprocess.Popen(command, env=env) for _ in range(args.jobs)]
     codes = [worker.wait() for worker in workers]
     write_report(args)
     for number, code in enumerate(codes, 1):
