@@ -13,6 +13,8 @@ from typing import Any
 import torch
 import transformers
 
+from pseudo_kd_hf.glue.submission import write_atomically
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The paper's student and teacher (Section 5 / Appendix C), and a tiny one for quick CPU runs; built from configs,
 # since only their cost matters here.
@@ -50,12 +52,7 @@ def environment(device: str) -> dict[str, Any]:
 
 
 def write_outputs(output_dir: Path, name: str, result: dict[str, Any], table: str) -> None:
-    """Write `<name>.json` and `<name>.md` into `output_dir`, each whole or not at all."""
+    """Write `<name>.json` and `<name>.md` into `output_dir`, each whole or not at all (the package's result writer)."""
     output_dir.mkdir(parents=True, exist_ok=True)
-    for path, text in (
-        (output_dir / f"{name}.json", json.dumps(result, indent=2) + "\n"),
-        (output_dir / f"{name}.md", table),
-    ):
-        partial = path.with_name(f".{path.name}.partial")
-        partial.write_text(text, encoding="utf-8")
-        partial.replace(path)
+    write_atomically(output_dir / f"{name}.json", (json.dumps(result, indent=2) + "\n").encode("utf-8"))
+    write_atomically(output_dir / f"{name}.md", table.encode("utf-8"))
