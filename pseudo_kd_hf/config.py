@@ -119,6 +119,15 @@ class PseudoKDTrainingArguments(TrainingArguments):
         },
     )
 
+    eval_sort_by_length: bool = field(
+        default=True,
+        metadata={
+            "help": "Evaluate and predict longest rows first, so batches pad less; every output comes back in "
+            "dataset order. false: the Trainer's file order, whose eval_loss matches a plain Trainer's bit for bit "
+            "(a row's logits move in their last float bits with its padded length)."
+        },
+    )
+
     def __post_init__(self) -> None:
         self.check_settings()
         super().__post_init__()

@@ -51,15 +51,18 @@ def in_dataset_order(outputs: Any, order: np.ndarray) -> Any:
 
 class LengthOrderedEvaluationMixin:
     """Trainer mixin: evaluation and prediction batches of similar length (`LengthSortedSampler`), every output, and
-    what `compute_metrics` sees, in dataset order. Put it before `Trainer` in the bases."""
+    what `compute_metrics` sees, in dataset order, unless `args.eval_sort_by_length` is off. Put it before `Trainer`
+    in the bases."""
 
     def _get_eval_sampler(self, eval_dataset: Any) -> torch.utils.data.Sampler | None:
         """Evaluation and prediction run longest rows first (`LengthSortedSampler`); outputs come back in dataset
-        order (`evaluation_loop`). Left to the Trainer where order could not be restored: several processes,
-        dropped last batches, per-batch metrics, unconcatenated outputs, or a set without token ids."""
+        order (`evaluation_loop`). Left to the Trainer when `eval_sort_by_length` is off, and where order could not
+        be restored: several processes, dropped last batches, per-batch metrics, unconcatenated outputs, or a set
+        without token ids."""
         args, name = self.args, self._model_input_name()
         if (
-            args.world_size > 1
+            not args.eval_sort_by_length
+            or args.world_size > 1
             or args.dataloader_drop_last
             or args.batch_eval_metrics
             or not args.eval_do_concat_batches

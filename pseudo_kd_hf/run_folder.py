@@ -148,7 +148,7 @@ FREE_SETTINGS = frozenset(
         *("do_eval", "do_predict", "validation_file", "test_file", "max_eval_samples", "max_predict_samples"),
         *("per_device_eval_batch_size", "eval_strategy", "eval_steps", "eval_delay", "eval_on_start"),
         *("eval_accumulation_steps", "eval_do_concat_batches", "eval_use_gather_object", "batch_eval_metrics"),
-        *("prediction_loss_only", "include_for_metrics", "bf16_full_eval", "fp16_full_eval"),
+        *("prediction_loss_only", "include_for_metrics", "bf16_full_eval", "fp16_full_eval", "eval_sort_by_length"),
         *("preset", "paper_beta_reading"),
     }
 )

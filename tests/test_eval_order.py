@@ -30,12 +30,14 @@ def varied_lengths(num_examples: int = 37) -> Dataset:
     )
 
 
-def predicting_trainer(tmp_path: Path, file_order: bool, monkeypatch: pytest.MonkeyPatch) -> PseudoKDTrainer:
+def predicting_trainer(
+    tmp_path: Path, file_order: bool, monkeypatch: pytest.MonkeyPatch, **settings: object
+) -> PseudoKDTrainer:
     if file_order:  # today's batches: the Trainer's sequential sampler
         monkeypatch.setattr(PseudoKDTrainer, "_get_eval_sampler", Trainer._get_eval_sampler)
     model = tiny_bert()
     tokenizer = word_level_tokenizer()
-    args = sgd_args(str(tmp_path), per_device_eval_batch_size=8)
+    args = sgd_args(str(tmp_path), per_device_eval_batch_size=8, **settings)
     trainer = PseudoKDTrainer(
         model=model,
         args=args,
@@ -86,6 +88,21 @@ def test_evaluation_pads_less_than_file_order(tmp_path: Path, monkeypatch: pytes
     assert trainer.padded_lengths == [longest_first[k] for k in range(0, len(lengths), 8)]
     file_order = [max(lengths[k : k + 8]) for k in range(0, len(lengths), 8)]
     assert sum(trainer.padded_lengths) < sum(file_order)
+
+
+def test_eval_sort_by_length_false_keeps_the_trainers_file_order_bit_for_bit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dataset = varied_lengths()
+    with monkeypatch.context() as patch:
+        old = predicting_trainer(tmp_path, file_order=True, monkeypatch=patch)
+        old_output = old.predict(dataset)
+    off = predicting_trainer(tmp_path, file_order=False, monkeypatch=monkeypatch, eval_sort_by_length=False)
+    off_output = off.predict(dataset)
+    lengths = [len(ids) for ids in dataset["input_ids"]]
+    assert off.padded_lengths == [max(lengths[k : k + 8]) for k in range(0, len(lengths), 8)]
+    assert np.array_equal(off_output.predictions, old_output.predictions)
+    assert off_output.metrics["test_loss"] == old_output.metrics["test_loss"]
 
 
 def test_in_dataset_order_inverts_the_sampler() -> None:

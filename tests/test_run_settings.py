@@ -52,7 +52,15 @@ def test_a_finished_run_refuses_other_settings_and_names_both_values(
     moved = tmp_path / "moved_student"
     shutil.copytree(student, moved)
     free = ["--logging_steps", "7", "--per_device_eval_batch_size", "3", "--dataloader_num_workers", "1"]
-    free += ["--do_eval", "--max_eval_samples", "4", "--model_name_or_path", str(moved)]
+    free += [
+        "--do_eval",
+        "--max_eval_samples",
+        "4",
+        "--eval_sort_by_length",
+        "false",
+        "--model_name_or_path",
+        str(moved),
+    ]
     for command in (flags, [*flags, *free]):
         caplog.clear()
         with caplog.at_level(logging.WARNING):
