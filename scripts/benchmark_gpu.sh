@@ -22,7 +22,9 @@
 # pseudo_kd_tau (Appendix C's beta read as a temperature: beta = 0.1 * 2) and kd_mpnet (KD from the fine-tuned MPNet
 # teacher's logits file $CARRY/teacher_logits/<task>.safetensors, on COMPARE_KD_TASKS only). Writes
 # $OUT/compare.tar.gz (benchmarks/paper_comparison: raw JSON of every run, results_full.{md,json,png}) and compare.log.
-# `tune` (issue 14): for each of TUNE_TASKS and each of none, ls, pseudo_kd, kd an Optuna study of TUNE_TRIALS trials
+# `tune` (issue 14): for each of TUNE_TASKS and each of TUNE_METHOD_LIST (default none, ls, pseudo_kd, kd; kd_mpnet:
+# KD from the MPNet teacher's committed logits file benchmarks/glue_tuned_cpu/teacher_logits/mpnet/<task>.safetensors,
+# issue 26) an Optuna study of TUNE_TRIALS trials
 # on held-out training data (10 %; KD's teacher: the real teacher's logits file $CARRY/teacher_logits/<task>.safetensors
 # where carried (MPNet, CoLA), else MiniLM fine-tuned with `none` on the same 90 %: the logits file of the CPU's in
 # benchmarks/glue_tuned_cpu/teacher_logits where one lies (MRPC, RTE), else trained here), all studies at once; a study
@@ -126,8 +128,10 @@ compare() {
 }
 
 TUNE_TASK_LIST=(${TUNE_TASKS:-cola mrpc rte})
-TUNE_METHODS=(none ls pseudo_kd kd)
+# kd_mpnet (issue 26): KD from MPNet-base fine-tuned on the sweeps' 90 %, through its committed logits file.
+TUNE_METHODS=(${TUNE_METHOD_LIST:-none ls pseudo_kd kd})
 CPU_TEACHERS=benchmarks/glue_tuned_cpu/teacher_logits  # committed: the studies continued from there need them
+MPNET_TEACHERS=$CPU_TEACHERS/mpnet
 # Shared by the teachers, every trial and (through best.yaml) the tuned grid: the benchmark's settings.
 TUNE_FLAGS=(--model_name_or_path /tmp/minilm --data_dir "$CARRY/glue_data" --max_seq_length 128
   --per_device_train_batch_size 32 --per_device_eval_batch_size 64 --num_train_epochs 3 --log_level warning
@@ -149,6 +153,7 @@ kd_teacher() {  # kd_teacher TASK: the flags naming KD's teacher on TASK
 
 teachers() {  # KD's MiniLM teachers, fine-tuned with none on the sweeps' 90 %, so KD sees no held-out label
   local task
+  [[ " ${TUNE_METHODS[*]} " == *" kd "* ]] || return 0
   for task in "${TUNE_TASK_LIST[@]}"; do
     [ -f "/tmp/teachers/$task/model.safetensors" ] || [[ $(kd_teacher "$task") == --teacher_logits* ]] && continue
     python3 -m pseudo_kd_hf --task_name "$task" "${TUNE_FLAGS[@]}" $(task_flags "$task") --regularization none \
@@ -158,12 +163,13 @@ teachers() {  # KD's MiniLM teachers, fine-tuned with none on the sweeps' 90 %, 
   wait
 }
 
-sweep() {  # sweep TASK METHOD [FLAGS...]: one study; KD distils the task's teacher
+sweep() {  # sweep TASK METHOD [FLAGS...]: one study; KD distils the task's teacher, kd_mpnet the MPNet teacher
   local task=$1 method=$2
   shift 2
   local teacher=()
   [ "$method" = kd ] && read -ra teacher <<<"$(kd_teacher "$task")"
-  python3 -m pseudo_kd_hf.tuning.sweep --task_name "$task" --regularization "$method" "${TUNE_FLAGS[@]}" \
+  [ "$method" = kd_mpnet ] && teacher=(--teacher_logits "$MPNET_TEACHERS/$task.safetensors")
+  python3 -m pseudo_kd_hf.tuning.sweep --task_name "$task" --regularization "${method%_mpnet}" "${TUNE_FLAGS[@]}" \
     $(task_flags "$task") ${teacher[@]+"${teacher[@]}"} --heldout_fraction 0.1 \
     --output_dir "/tmp/sweeps/$task/$method" "$@"
 }
