@@ -9,6 +9,7 @@ import pytest
 import torch
 from datasets import Dataset
 from transformers import DataCollatorWithPadding, EvalPrediction, Trainer
+from transformers.trainer_utils import PredictionOutput
 
 from pseudo_kd_hf import PseudoKDTrainer
 from pseudo_kd_hf.length_order import LengthSortedSampler, in_dataset_order
@@ -53,6 +54,18 @@ def predicting_trainer(
     return trainer
 
 
+def predict_in_file_order(tmp_path: Path, dataset: Dataset, monkeypatch: pytest.MonkeyPatch) -> PredictionOutput:
+    """What a Trainer in today's file order predicts on `dataset`."""
+    with monkeypatch.context() as patch:
+        return predicting_trainer(tmp_path, file_order=True, monkeypatch=patch).predict(dataset)
+
+
+def file_order_padding(dataset: Dataset, batch_size: int = 8) -> list[int]:
+    """The padded length of each batch of `batch_size` rows in file order."""
+    lengths = [len(ids) for ids in dataset["input_ids"]]
+    return [max(lengths[k : k + batch_size]) for k in range(0, len(lengths), batch_size)]
+
+
 def first_label_and_accuracy(prediction: EvalPrediction) -> dict[str, float]:
     """The first row's label shows which row the metrics see first."""
     accuracy = (prediction.predictions.argmax(-1) == prediction.label_ids).mean()
@@ -63,9 +76,7 @@ def test_batches_are_grouped_by_length_and_outputs_match_file_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dataset = varied_lengths()
-    with monkeypatch.context() as patch:
-        old = predicting_trainer(tmp_path, file_order=True, monkeypatch=patch)
-        old_output = old.predict(dataset)
+    old_output = predict_in_file_order(tmp_path, dataset, monkeypatch)
     new = predicting_trainer(tmp_path, file_order=False, monkeypatch=monkeypatch)
     new_output = new.predict(dataset)
     assert np.array_equal(new_output.label_ids, dataset["label"])  # dataset order
@@ -86,21 +97,17 @@ def test_evaluation_pads_less_than_file_order(tmp_path: Path, monkeypatch: pytes
     lengths = [len(ids) for ids in dataset["input_ids"]]
     longest_first = sorted(lengths, reverse=True)
     assert trainer.padded_lengths == [longest_first[k] for k in range(0, len(lengths), 8)]
-    file_order = [max(lengths[k : k + 8]) for k in range(0, len(lengths), 8)]
-    assert sum(trainer.padded_lengths) < sum(file_order)
+    assert sum(trainer.padded_lengths) < sum(file_order_padding(dataset))
 
 
 def test_eval_sort_by_length_false_keeps_the_trainers_file_order_bit_for_bit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dataset = varied_lengths()
-    with monkeypatch.context() as patch:
-        old = predicting_trainer(tmp_path, file_order=True, monkeypatch=patch)
-        old_output = old.predict(dataset)
+    old_output = predict_in_file_order(tmp_path, dataset, monkeypatch)
     off = predicting_trainer(tmp_path, file_order=False, monkeypatch=monkeypatch, eval_sort_by_length=False)
     off_output = off.predict(dataset)
-    lengths = [len(ids) for ids in dataset["input_ids"]]
-    assert off.padded_lengths == [max(lengths[k : k + 8]) for k in range(0, len(lengths), 8)]
+    assert off.padded_lengths == file_order_padding(dataset)
     assert np.array_equal(off_output.predictions, old_output.predictions)
     assert off_output.metrics["test_loss"] == old_output.metrics["test_loss"]
 
