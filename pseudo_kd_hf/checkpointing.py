@@ -135,6 +135,14 @@ class StopOnSignal(TrainerCallback):
         if self.received is not None:
             self.saved_step = state.global_step
 
+    def on_epoch_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        """The Trainer ends the epoch it stopped in: no epoch-end evaluation or save of a part-epoch, which an
+        uninterrupted run never makes (with `load_best_model_at_end` it could become the run's best model)."""
+        if self.saved_step is not None:
+            control.should_evaluate = control.should_save = False
+
     def on_train_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:

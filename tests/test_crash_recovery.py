@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
-from pseudo_kd_hf import PseudoKDTrainer, PseudoKDTrainingArguments, checks, cli
+from pseudo_kd_hf import PseudoKDTrainer, PseudoKDTrainingArguments, checkpointing, checks, cli
 from pseudo_kd_hf.cli import main
 from pseudo_kd_hf.suite import run_suite
 from tests.helpers.glue_models import save_tiny_student
@@ -244,6 +244,36 @@ def test_a_signal_saves_a_checkpoint_stops_and_the_rerun_matches_an_uninterrupte
     assert f"Resuming from {output_dir / 'checkpoint-2'}" in caplog.text
     assert_same_weights(output_dir, reference)
     assert train_loss(output_dir) == pytest.approx(train_loss(reference), rel=1e-6)
+
+
+def test_a_signal_mid_epoch_adds_no_evaluation_to_the_best_model_choice(tmp_path: Path) -> None:
+    """Epoch-wise evaluation choosing the best model: the stop in the middle of epoch 1 neither evaluates the part
+    epoch nor records a best metric, so the resumed run chooses among the epochs an uninterrupted run evaluates."""
+
+    def trainer(*callbacks: TrainerCallback) -> PseudoKDTrainer:
+        epochs = dict(num_train_epochs=2, max_steps=-1, eval_strategy="epoch", save_strategy="epoch")
+        args = sgd_args(str(tmp_path), per_device_train_batch_size=4, load_best_model_at_end=True, **epochs)
+        return PseudoKDTrainer(
+            model=tiny_bert(),
+            args=args,
+            train_dataset=tiny_dataset(16),
+            eval_dataset=tiny_dataset(8, seed=2),
+            callbacks=list(callbacks),
+        )
+
+    class CountEvaluations(TrainerCallback):
+        steps: list[int] = []
+
+        def on_evaluate(self, args, state, control, **kwargs) -> None:
+            self.steps.append(state.global_step)
+
+    with pytest.raises(checkpointing.TrainingStopped):
+        trainer(checkpointing.StopOnSignal(), SignalAtStep(signal.SIGTERM, step=2), CountEvaluations()).train()
+    assert CountEvaluations.steps == []
+    state = json.loads((tmp_path / "checkpoint-2" / "trainer_state.json").read_text())
+    assert state["best_metric"] is None and not [row for row in state["log_history"] if "eval_loss" in row]
+    trainer(CountEvaluations()).train(resume_from_checkpoint=str(tmp_path / "checkpoint-2"))
+    assert CountEvaluations.steps == [4, 8]  # the end of each epoch, as uninterrupted
 
 
 def test_train_loss_of_a_resumed_run_covers_the_whole_run(tmp_path: Path) -> None:
