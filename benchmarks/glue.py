@@ -124,14 +124,18 @@ def start_workers(args: argparse.Namespace, argv: list[str]) -> int:
     command = [sys.executable, "-m", "benchmarks.glue", *argv, "--worker", "--model", args.model]
     if args.time_budget_s is not None:  # the workers start later: give them what is left
         command += ["--time_budget_s", str(max(args.deadline - time.monotonic(), 0.0))]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
-    workers = [subprocess.Popen(command, env=env) for _ in range(args.jobs)]
+    workers = [subprocess.Popen(command, env=child_environment()) for _ in range(args.jobs)]
     codes = [worker.wait() for worker in workers]
     write_report(args)
     for number, code in enumerate(codes, 1):
         if code < 0:  # a worker that exited printed its own errors; a killed one could not
             print(f"error: worker {number} was killed by signal {-code}: rerun the command to finish", file=sys.stderr)
     return 1 if any(codes) else 0
+
+
+def child_environment() -> dict[str, str]:
+    """This process's environment with the repository first on PYTHONPATH, for the workers and runs it starts."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
 
 
 def run_grid(args: argparse.Namespace) -> list[str]:
@@ -218,10 +222,7 @@ def run_once(
     if args.jobs == 1:
         failed = run_glue(argv) != 0
     else:  # a process per run: runs in threads of one process would share one CUDA context and one GIL
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
-        }
+        env = child_environment()
         if args.threads:
             env["OMP_NUM_THREADS"] = str(args.threads)
         run_dir.mkdir(parents=True, exist_ok=True)
