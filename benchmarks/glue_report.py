@@ -15,7 +15,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from pseudo_kd_hf.glue.tasks import get_task
+from pseudo_kd_hf.glue.tasks import METRIC_KEYS, get_task
 from pseudo_kd_hf.regularizers import CLASSIFICATION_ONLY, TEACHER_FREE_BASELINES
 from pseudo_kd_hf.tuning.grid import RESULT
 from pseudo_kd_hf.tuning.variants import paired_difference
@@ -103,6 +103,43 @@ def summarize(grid: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]
                 "vs_none": None if source == "none" else paired_difference(by_seed, none),
             }
     return summary
+
+
+def other_metrics(grid: list[dict[str, Any]], summary: dict) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
+    """task -> metric -> variant -> mean, std, n and `vs_none`, for each task's metrics besides its primary one
+    (MRPC's accuracy, STS-B's Spearman), on the seeds `summarize` counted, from the runs that recorded them."""
+    table: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
+    for task, rows in summary.items():
+        spec = get_task(task)
+        for metric in (key for key in METRIC_KEYS[spec.metric] if key != spec.primary_metric):
+            scores = {
+                method: {
+                    r["seed"]: 100 * r["metrics"][f"eval_{metric}"]
+                    for r in grid
+                    if r["task"] == task
+                    and r["method"] == ("none" if row["as_none"] else method)
+                    and r["seed"] in row["seeds"]
+                    and f"eval_{metric}" in r.get("metrics", {})
+                }
+                for method, row in rows.items()
+            }
+            none = scores.get("none", {})
+            by_variant = {
+                method: {
+                    "mean": statistics.mean(by_seed.values()),
+                    "std": statistics.stdev(by_seed.values()) if len(by_seed) > 1 else 0.0,
+                    "n": len(by_seed),
+                    "as_none": rows[method]["as_none"],
+                    "vs_none": None
+                    if method == "none" or rows[method]["as_none"]
+                    else paired_difference(by_seed, none),
+                }
+                for method, by_seed in scores.items()
+                if by_seed
+            }
+            if by_variant:
+                table.setdefault(task, {})[metric] = by_variant
+    return table
 
 
 def variant_order(names: set[str] | list[str]) -> list[str]:
@@ -198,6 +235,7 @@ def grid_lines(summary: dict, average: dict, grid: list[dict[str, Any]]) -> list
         "",
     ]
     lines += paired_lines(summary, methods)
+    lines += other_metric_lines(other_metrics(grid, summary), methods)
     if any(row["as_none"] for rows in summary.values() for row in rows.values()):
         lines += [
             "† regression: the label-reshaping methods (" + ", ".join(CLASSIFICATION_ONLY) + ") do not apply and "
@@ -229,18 +267,43 @@ def paired_lines(summary: dict, methods: list[str]) -> list[str]:
         "|---|" + "---:|" * len(others),
     ]
     for task, rows in summary.items():
-        cells = []
-        for method in others:
-            difference = rows.get(method, {}).get("vs_none")
-            if difference is None:
-                cells.append("-")
-            elif difference["low"] is None:
-                cells.append(f"{difference['mean']:+.2f} ({difference['n']})")
-            else:
-                mark = " *" if difference["low"] > 0 or difference["high"] < 0 else ""
-                interval = f"[{difference['low']:+.2f}, {difference['high']:+.2f}]"
-                cells.append(f"{difference['mean']:+.2f} {interval} ({difference['n']}){mark}")
+        cells = [difference_cell(rows.get(method, {}).get("vs_none")) for method in others]
         lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def difference_cell(difference: dict[str, Any] | None) -> str:
+    """`mean [low, high] (pairs)`, starred where the interval excludes 0; `-` for no pair."""
+    if difference is None:
+        return "-"
+    if difference["low"] is None:
+        return f"{difference['mean']:+.2f} ({difference['n']})"
+    mark = " *" if difference["low"] > 0 or difference["high"] < 0 else ""
+    return f"{difference['mean']:+.2f} [{difference['low']:+.2f}, {difference['high']:+.2f}] ({difference['n']}){mark}"
+
+
+def other_metric_lines(table: dict, methods: list[str]) -> list[str]:
+    """The tasks' other metrics (`other_metrics`): mean ± std (n), then a variant's paired difference to none."""
+    if not table:
+        return []
+    lines = [
+        "Each task's other dev metric x 100, on the same seeds: mean ± std (n); after it, a variant's paired "
+        "difference to none as above.",
+        "",
+        "| task, metric | " + " | ".join(methods) + " |",
+        "|---|" + "---:|" * len(methods),
+    ]
+    for task, metrics in table.items():
+        for metric, rows in metrics.items():
+            cells = []
+            for method in methods:
+                row = rows.get(method)
+                if row is None:
+                    cells.append("-")
+                    continue
+                cell = f"{row['mean']:.2f} ± {row['std']:.2f} ({row['n']}){' †' if row['as_none'] else ''}"
+                cells.append(cell if row["vs_none"] is None else f"{cell}, {difference_cell(row['vs_none'])}")
+            lines.append(f"| {task}, {metric} | " + " | ".join(cells) + " |")
     return [*lines, ""]
 
 
@@ -285,6 +348,7 @@ def write_report(args: argparse.Namespace) -> None:
     payload = {
         "summary": summary,
         "glue_average": average,
+        "other_metrics": other_metrics(grid, summary),
         "total_compute_s": sum(r["wall_s"] for r in grid + selection),
     }
     stem.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")

@@ -120,6 +120,31 @@ def test_summarize_regression_shows_none_for_the_classification_only_methods(rep
     assert stsb["kd"]["wall_s"] == pytest.approx(7.0)
 
 
+def test_other_metrics_pair_stsb_spearman_on_the_counted_seeds(glue: ModuleType, report: ModuleType) -> None:
+    spearman = {("none", 42): 0.80, ("none", 43): 0.82, ("kd", 42): 0.83, ("kd", 43): 0.86, ("none", 44): 0.99}
+    grid = [*make_grid(), run("stsb", "none", 44, 99.0)]
+    for result in grid:
+        if result["task"] == "stsb":
+            result["metrics"] = {"eval_pearson": result["score"] / 100}
+            result["metrics"]["eval_spearmanr"] = spearman[result["method"], result["seed"]]
+    summary = report.summarize(grid)
+    table = report.other_metrics(grid, summary)
+    assert set(table) == {"stsb"}  # cola has one metric; mrpc ran nowhere
+    stsb = table["stsb"]["spearmanr"]
+    assert stsb["none"]["mean"] == pytest.approx(81.0)  # seed 44 has no kd run: left out, as in the score table
+    assert stsb["none"]["n"] == 2 and stsb["none"]["vs_none"] is None
+    assert stsb["ls"]["as_none"] and stsb["ls"]["mean"] == pytest.approx(81.0) and stsb["ls"]["vs_none"] is None
+    assert stsb["kd"]["vs_none"]["mean"] == pytest.approx(3.5)  # 3 and 4 points, paired by seed
+    assert stsb["kd"]["vs_none"]["low"] < 3.0 < 4.0 < stsb["kd"]["vs_none"]["high"]
+
+    args = glue.parse_args(["--max_train_samples", "64"])
+    lines = report.markdown_table(args, summary, report.glue_average(summary), grid, []).splitlines()
+    assert (
+        "| stsb, spearmanr | 81.00 ± 1.41 (2) | 81.00 ± 1.41 (2) † | 84.50 ± 2.12 (2), +3.50 [-2.85, +9.85] (2) |"
+        in lines
+    )
+
+
 def row(mean: float) -> dict:
     return {"mean": mean, "std": 0.0, "n": 1, "seeds": [42], "wall_s": 1.0, "as_none": False}
 
