@@ -282,8 +282,9 @@ def run_path(args: argparse.Namespace, task: str, name: str) -> Path:
 
 
 def portable_argv(args: argparse.Namespace, argv: list[str]) -> list[str]:
-    """The runner's argv with this machine's folders named by role, so the committed JSON holds no local paths."""
-    roots = {args.runs_dir: "<runs_dir>", args.glue_data: "<glue_data>", args.model: "<model>"}
+    """The runner's argv with this machine's folders named by role, and a file in the repository by its path in
+    it, so the committed JSON holds no local paths and a rerun from another clone matches it."""
+    roots = {args.runs_dir: "<runs_dir>", args.glue_data: "<glue_data>", args.model: "<model>", f"{REPO_ROOT}/": ""}
     portable = []
     for value in argv:
         for root, label in roots.items():

@@ -262,6 +262,7 @@ def test_portable_argv_names_folders_by_role(glue: ModuleType) -> None:
         "--learning_rate", "0.0001",
         "--seed", "42",
         "--other", "/elsewhere/scratch/runs",
+        "--teacher_logits", str(glue.REPO_ROOT / "benchmarks" / "logits.safetensors"),
     ]  # fmt: skip
     assert glue.portable_argv(args, argv) == [
         "--model_name_or_path", "<model>",
@@ -271,6 +272,7 @@ def test_portable_argv_names_folders_by_role(glue: ModuleType) -> None:
         "--learning_rate", "0.0001",
         "--seed", "42",
         "--other", "/elsewhere/scratch/runs",
+        "--teacher_logits", "benchmarks/logits.safetensors",  # a file in the repository: by its path in it
     ]  # fmt: skip
 
 
