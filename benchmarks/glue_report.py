@@ -200,19 +200,9 @@ def markdown_table(
 def grid_lines(summary: dict, average: dict, grid: list[dict[str, Any]]) -> list[str]:
     """The score table (mean ± std, average), which seeds it leaves out, and the wall-time table."""
     methods = reported_methods(summary)
-    lines = [
-        "| task | " + " | ".join(methods) + " |",
-        "|---|" + "---:|" * len(methods),
-    ]
+    lines = table_head("task", methods)
     for task, rows in summary.items():
-        cells = []
-        for method in methods:
-            row = rows.get(method)
-            if row is None:
-                cells.append("not run")
-                continue
-            mark = " †" if row["as_none"] else ""
-            cells.append(f"{row['mean']:.2f} ± {row['std']:.2f} ({row['n']}){mark}")
+        cells = [score_cell(rows[method]) if method in rows else "not run" for method in methods]
         lines.append(f"| {task} | " + " | ".join(cells) + " |")
     if average:
         label = f"average ({', '.join(average['tasks'])})"
@@ -245,13 +235,22 @@ def grid_lines(summary: dict, average: dict, grid: list[dict[str, Any]]) -> list
     lines += [
         "Mean wall seconds per run (where several runs shared a device, each run's own elapsed time):",
         "",
-        "| task | " + " | ".join(methods) + " |",
-        "|---|" + "---:|" * len(methods),
+        *table_head("task", methods),
     ]
     for task, rows in summary.items():
         walls = [f"{rows[m]['wall_s']:.0f}" if m in rows and not rows[m]["as_none"] else "-" for m in methods]
         lines.append(f"| {task} | " + " | ".join(walls) + " |")
     return lines
+
+
+def score_cell(row: dict[str, Any]) -> str:
+    """`mean ± std (n)`, marked † where a regression task shows the none runs in a method's place."""
+    return f"{row['mean']:.2f} ± {row['std']:.2f} ({row['n']}){' †' if row['as_none'] else ''}"
+
+
+def table_head(first: str, columns: list[str]) -> list[str]:
+    """A markdown table's header and alignment rows: `first` on the left, then `columns` right-aligned."""
+    return [f"| {first} | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
 
 
 def paired_lines(summary: dict, methods: list[str]) -> list[str]:
@@ -263,8 +262,7 @@ def paired_lines(summary: dict, methods: list[str]) -> list[str]:
         "Paired difference to none (variant minus none on the same seeds): mean [95% interval, Student t over the "
         "seed pairs] (pairs); * where the interval excludes 0.",
         "",
-        "| task | " + " | ".join(others) + " |",
-        "|---|" + "---:|" * len(others),
+        *table_head("task", others),
     ]
     for task, rows in summary.items():
         cells = [difference_cell(rows.get(method, {}).get("vs_none")) for method in others]
@@ -290,8 +288,7 @@ def other_metric_lines(table: dict, methods: list[str]) -> list[str]:
         "Each task's other dev metric x 100, on the same seeds: mean ± std (n); after it, a variant's paired "
         "difference to none as above.",
         "",
-        "| task, metric | " + " | ".join(methods) + " |",
-        "|---|" + "---:|" * len(methods),
+        *table_head("task, metric", methods),
     ]
     for task, metrics in table.items():
         for metric, rows in metrics.items():
@@ -300,9 +297,9 @@ def other_metric_lines(table: dict, methods: list[str]) -> list[str]:
                 row = rows.get(method)
                 if row is None:
                     cells.append("-")
-                    continue
-                cell = f"{row['mean']:.2f} ± {row['std']:.2f} ({row['n']}){' †' if row['as_none'] else ''}"
-                cells.append(cell if row["vs_none"] is None else f"{cell}, {difference_cell(row['vs_none'])}")
+                else:
+                    cell = score_cell(row)
+                    cells.append(cell if row["vs_none"] is None else f"{cell}, {difference_cell(row['vs_none'])}")
             lines.append(f"| {task}, {metric} | " + " | ".join(cells) + " |")
     return [*lines, ""]
 
