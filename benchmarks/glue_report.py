@@ -3,8 +3,8 @@
 
 Reads each run's result from `<output_dir>/raw/<subset>/` and from the studies in the grid's storage (where other
 machines' runs are), and writes `results_<subset>.{md,json,png}`: per task, each variant's mean +- std over the seeds
-where every variant finished, its paired-by-seed difference to `none` (mean and 95% Student-t interval), wall times,
-and the learning-rate selection.
+where every variant finished, its paired-by-seed difference to `none` (mean and 95% Student-t interval), the same
+for each task's other metric (MRPC accuracy, STS-B Spearman), wall times, and the learning-rate selection.
 """
 
 from __future__ import annotations
