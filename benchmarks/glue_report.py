@@ -105,40 +105,22 @@ def summarize(grid: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]
     return summary
 
 
-def other_metrics(grid: list[dict[str, Any]], summary: dict) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
-    """task -> metric -> variant -> mean, std, n and `vs_none`, for each task's metrics besides its primary one
-    (MRPC's accuracy, STS-B's Spearman), on the seeds `summarize` counted, from the runs that recorded them."""
+def other_metrics(grid: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
+    """task -> metric -> variant -> `summarize`'s row, for each task's metrics besides its primary one (MRPC's
+    accuracy, STS-B's Spearman): `summarize` again, with that metric as the task's runs' score."""
     table: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
-    for task, rows in summary.items():
+    for task in TASKS:
         spec = get_task(task)
         for metric in (key for key in METRIC_KEYS[spec.metric] if key != spec.primary_metric):
-            scores = {
-                method: {
-                    r["seed"]: 100 * r["metrics"][f"eval_{metric}"]
-                    for r in grid
-                    if r["task"] == task
-                    and r["method"] == ("none" if row["as_none"] else method)
-                    and r["seed"] in row["seeds"]
-                    and f"eval_{metric}" in r.get("metrics", {})
-                }
-                for method, row in rows.items()
-            }
-            none = scores.get("none", {})
-            by_variant = {
-                method: {
-                    "mean": statistics.mean(by_seed.values()),
-                    "std": statistics.stdev(by_seed.values()) if len(by_seed) > 1 else 0.0,
-                    "n": len(by_seed),
-                    "as_none": rows[method]["as_none"],
-                    "vs_none": None
-                    if method == "none" or rows[method]["as_none"]
-                    else paired_difference(by_seed, none),
-                }
-                for method, by_seed in scores.items()
-                if by_seed
-            }
-            if by_variant:
-                table.setdefault(task, {})[metric] = by_variant
+            key = f"eval_{metric}"
+            rescored = [
+                {**r, "score": 100 * r["metrics"][key]}
+                for r in grid
+                if r["task"] == task and key in r.get("metrics", {})
+            ]
+            rows = summarize([*rescored, *(r for r in grid if r["task"] != task)]).get(task)
+            if rows:
+                table.setdefault(task, {})[metric] = rows
     return table
 
 
@@ -225,7 +207,7 @@ def grid_lines(summary: dict, average: dict, grid: list[dict[str, Any]]) -> list
         "",
     ]
     lines += paired_lines(summary, methods)
-    lines += other_metric_lines(other_metrics(grid, summary), methods)
+    lines += other_metric_lines(other_metrics(grid), methods)
     if any(row["as_none"] for rows in summary.values() for row in rows.values()):
         lines += [
             "† regression: the label-reshaping methods (" + ", ".join(CLASSIFICATION_ONLY) + ") do not apply and "
@@ -345,7 +327,7 @@ def write_report(args: argparse.Namespace) -> None:
     payload = {
         "summary": summary,
         "glue_average": average,
-        "other_metrics": other_metrics(grid, summary),
+        "other_metrics": other_metrics(grid),
         "total_compute_s": sum(r["wall_s"] for r in grid + selection),
     }
     stem.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
