@@ -28,6 +28,7 @@ import argparse
 import fcntl
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -108,7 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     args.deadline = None if args.time_budget_s is None else time.monotonic() + args.time_budget_s
     if args.jobs > 1 and not args.worker:
         return start_workers(args, sys.argv[1:] if argv is None else argv)
-    failures = run_grid(args)
+    try:
+        failures = run_grid(args)
+    except RunStopped as stop:
+        print(f"error: {stop}", file=sys.stderr)
+        return stop.exit_code
     for failure in failures:
         print(f"error: {failure}", file=sys.stderr)
     if not args.worker:
@@ -188,6 +193,22 @@ def grid_run(args: argparse.Namespace, task: str, variant: Variant, settings: di
 # ---- runs ----------------------------------------------------------------------------------------------------------
 
 
+SIGNAL_EXIT_CODES = {128 + signal.SIGTERM, 128 + signal.SIGINT, -signal.SIGTERM, -signal.SIGINT}
+
+
+class RunStopped(Exception):
+    """A run that SIGTERM or SIGINT stopped (the runner's exit code 143/130, or a runner process killed by it).
+
+    Not a RuntimeError, so the grid does not record it as a failed point and run it again: the signal stops the
+    benchmark, and a rerun resumes from the stored results.
+    """
+
+    def __init__(self, name: str, code: int) -> None:
+        self.exit_code = code if code > 0 else 128 - code
+        stopped_by = signal.Signals(self.exit_code - 128).name
+        super().__init__(f"run {name} stopped by {stopped_by}: rerun the command to finish")
+
+
 def run_once(
     args: argparse.Namespace,
     task: str,
@@ -220,7 +241,7 @@ def run_once(
     print(f"[{time.strftime('%H:%M:%S')}] {name}: training", flush=True)
     start = time.perf_counter()
     if args.jobs == 1:
-        failed = run_glue(argv) != 0
+        code = run_glue(argv)
     else:  # a process per run: runs in threads of one process would share one CUDA context and one GIL
         env = child_environment()
         if args.threads:
@@ -228,9 +249,11 @@ def run_once(
         run_dir.mkdir(parents=True, exist_ok=True)
         with open(run_dir.parent / f"{name}.log", "w", encoding="utf-8") as log:
             command = [sys.executable, str(REPO_ROOT / "scripts" / "run_glue.py"), *argv]
-            failed = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT, check=False).returncode != 0
+            code = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
     wall = time.perf_counter() - start
-    if failed:
+    if code in SIGNAL_EXIT_CODES:
+        raise RunStopped(name, code)
+    if code != 0:
         raise RuntimeError(
             f"run {name} failed (log: {run_dir.parent / f'{name}.log'}): python scripts/run_glue.py {' '.join(argv)}"
         )

@@ -325,6 +325,22 @@ def test_run_once_past_the_deadline_starts_nothing(
     assert not (tmp_path / "out").exists()
 
 
+
+@pytest.mark.parametrize("code", [143, 130])
+def test_a_signal_that_stops_a_run_stops_the_grid(
+    glue: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, code: int
+) -> None:
+    """The runner's exit code after SIGTERM/SIGINT ends the benchmark with that code; the point is not run again as
+    a failed trial (which swallowed the signal and trained the run a second time)."""
+    calls = []
+    monkeypatch.setattr(glue, "run_glue", lambda argv: calls.append(argv) or code)
+    argv = ["--tasks", "rte", "--methods", "none", "--select_learning_rates", "1e-4", "--seeds", "42"]
+    argv += ["--output_dir", str(tmp_path / "out"), "--runs_dir", str(tmp_path / "runs"), "--model", "unused"]
+    assert glue.main(argv) == code
+    assert len(calls) == 1
+    assert "run rte_select_lr0.0001_ep3_seed0 stopped by SIG" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "raw").exists()
+
 def selection_result(name: str, learning_rate: float, score: float) -> dict:
     return {"name": name, "learning_rate": learning_rate, "num_train_epochs": 3.0, "score": score}
 
