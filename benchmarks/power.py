@@ -31,11 +31,12 @@ MAX_SEEDS = 10_000
 
 def paired_t_power(delta: float, sd: float, n: int, alpha: float = ALPHA) -> float:
     """Probability that a two-sided paired t-test over `n` pairs rejects at `alpha` when the true mean difference is
-    `delta` and the differences' standard deviation is `sd`."""
+    `delta` and the differences' standard deviation is `sd`. The lower tail is taken as the upper tail of the mirrored
+    distribution: scipy's `nct.cdf` returns NaN there for few pairs and a large noncentrality; `nct.sf` gives 0."""
     df = n - 1
     critical = stats.t.ppf(1 - alpha / 2, df)
     noncentrality = delta * math.sqrt(n) / sd
-    return float(stats.nct.sf(critical, df, noncentrality) + stats.nct.cdf(-critical, df, noncentrality))
+    return float(stats.nct.sf(critical, df, noncentrality) + stats.nct.sf(critical, df, -noncentrality))
 
 
 def detectable_difference(sd: float, n: int, power: float = POWER, alpha: float = ALPHA) -> float:

@@ -325,7 +325,6 @@ def test_run_once_past_the_deadline_starts_nothing(
     assert not (tmp_path / "out").exists()
 
 
-
 @pytest.mark.parametrize("code", [143, 130])
 def test_a_signal_that_stops_a_run_stops_the_grid(
     glue: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, code: int
@@ -340,6 +339,7 @@ def test_a_signal_that_stops_a_run_stops_the_grid(
     assert len(calls) == 1
     assert "run rte_select_lr0.0001_ep3_seed0 stopped by SIG" in capsys.readouterr().err
     assert not (tmp_path / "out" / "raw").exists()
+
 
 def selection_result(name: str, learning_rate: float, score: float) -> dict:
     return {"name": name, "learning_rate": learning_rate, "num_train_epochs": 3.0, "score": score}
