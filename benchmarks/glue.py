@@ -38,6 +38,7 @@ from typing import Any
 
 import torch
 
+from pseudo_kd_hf.checkpointing import StopOnSignal
 from pseudo_kd_hf.cli import main as run_glue
 from pseudo_kd_hf.errors import UsageError
 from pseudo_kd_hf.glue.data import load_glue_task
@@ -193,7 +194,8 @@ def grid_run(args: argparse.Namespace, task: str, variant: Variant, settings: di
 # ---- runs ----------------------------------------------------------------------------------------------------------
 
 
-SIGNAL_EXIT_CODES = {128 + signal.SIGTERM, 128 + signal.SIGINT, -signal.SIGTERM, -signal.SIGINT}
+# The runner's exit codes after `StopOnSignal` (128 + the signal), and a runner process killed by one of its signals.
+SIGNAL_EXIT_CODES = {code for signum in StopOnSignal.SIGNALS for code in (128 + signum, -signum)}
 
 
 class RunStopped(Exception):
