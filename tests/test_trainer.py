@@ -201,6 +201,17 @@ def test_regression_warns_once_that_smoothing_does_not_apply(tmp_path, caplog, r
     assert caplog.text.count("does not apply to a regression head") == 1
 
 
+def test_kd_on_a_regression_head_describes_the_loss_it_trains_with(tmp_path):
+    """The model card's line: a regression head's KD uses no temperature and no one-hot target."""
+    regression = _trainer(tmp_path, tiny_bert(1), tiny_dataset(8, 1, teacher_logits=True), "kd")
+    assert (
+        regression.regularizer.describe()
+        == f"KD: alpha {ALPHA:g} (regression: MSE to the gold score + {ALPHA:g} MSE to the teacher's)"
+    )
+    classification = _trainer(tmp_path, tiny_bert(3), tiny_dataset(8, 3, teacher_logits=True), "kd")
+    assert f"temperature {TEMPERATURE:g} (target" in classification.regularizer.describe()
+
+
 @pytest.mark.parametrize("regularization", ["none", "ls", "pseudo_kd"])
 def test_loss_parts_are_logged(tmp_path, regularization):
     trainer = _trainer(tmp_path, tiny_bert(3), tiny_dataset(16, 3), regularization, max_steps=2)

@@ -31,14 +31,18 @@ class KnowledgeDistillation(Regularizer):
     columns = (TEACHER_LOGITS_COLUMN,)
     supports_regression = True
     uses_teacher = True
+    regression = False  # set up on a regression head: `temperature` is not used
 
     def describe(self) -> str:
         alpha, temperature = self.args.alpha, self.args.temperature
+        if self.regression:
+            return f"KD: alpha {alpha:g} (regression: MSE to the gold score + {alpha:g} MSE to the teacher's)"
         return f"KD: alpha {alpha:g}, temperature {temperature:g} (target {1 - alpha:g} onehot(y) + {alpha:g} teacher)"
 
     def setup(self, trainer: PseudoKDTrainer) -> None:
         """KD without a teacher or cached logits fails here, before any training step."""
         super().setup(trainer)
+        self.regression = trainer.accelerator.unwrap_model(trainer.model).config.num_labels == 1
         self.teacher, self.label_order = trainer.teacher_model, trainer.teacher_label_order
         columns = getattr(trainer.train_dataset, "column_names", None)
         if self.teacher is None and columns is not None and TEACHER_LOGITS_COLUMN not in columns:
