@@ -31,7 +31,7 @@ class KnowledgeDistillation(Regularizer):
     columns = (TEACHER_LOGITS_COLUMN,)
     supports_regression = True
     uses_teacher = True
-    regression = False  # set up on a regression head: `temperature` is not used
+    regression = False  # True once set up on a regression head, whose loss reads no temperature
 
     def describe(self) -> str:
         alpha, temperature = self.args.alpha, self.args.temperature
