@@ -31,6 +31,7 @@ from .fast_step import FastStepMixin, apply_fast_step_arguments
 from .length_order import LengthOrderedEvaluationMixin
 from .losses import LossParts, gold_loss, reduce_kept, split_ignored
 from .regularizers import Regularizer, get_regularizer
+from .regularizers.base import student_num_labels
 from .run_dir import TRAINER_STATE_NAME, write_manifest
 from .teacher import TEACHER_LOGITS_COLUMN, prepare_teacher
 
@@ -142,7 +143,7 @@ class PseudoKDTrainer(FastStepMixin, LengthOrderedEvaluationMixin, Trainer):
         method = get_regularizer(self.args.regularization)
         if self.teacher_model is not None:
             _check_runs_teacher(self.args.regularization)
-        if self.accelerator.unwrap_model(self.model).config.num_labels == 1 and not method.supports_regression:
+        if student_num_labels(self) == 1 and not method.supports_regression:
             logger.warning(
                 f"regularization={self.args.regularization!r} does not apply to a regression head (num_labels=1): "
                 "training on the MSE to the gold score."

@@ -203,6 +203,11 @@ def import_regularizer_module(module: str) -> None:
         raise ValueError(f"regularizer_module {module}: no module named {error.name!r} on the Python path.") from None
 
 
+def student_num_labels(trainer: PseudoKDTrainer) -> int:
+    """The student's number of labels (1: a regression head), read through any wrapper accelerate put on it."""
+    return trainer.accelerator.unwrap_model(trainer.model).config.num_labels
+
+
 LABEL_COLUMNS = ("labels", "label", "label_ids")  # where a batch or dataset may hold the labels (HF collators' names)
 
 

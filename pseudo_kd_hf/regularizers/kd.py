@@ -8,7 +8,7 @@ import torch
 
 from ..losses import LossParts, kd_loss, regression_kd_loss
 from ..teacher import TEACHER_LOGITS_COLUMN
-from .base import POSITIVE, UNIT, Regularizer, register_regularizer
+from .base import POSITIVE, UNIT, Regularizer, register_regularizer, student_num_labels
 
 if TYPE_CHECKING:
     from ..trainer import PseudoKDTrainer
@@ -42,7 +42,7 @@ class KnowledgeDistillation(Regularizer):
     def setup(self, trainer: PseudoKDTrainer) -> None:
         """KD without a teacher or cached logits fails here, before any training step."""
         super().setup(trainer)
-        self.regression = trainer.accelerator.unwrap_model(trainer.model).config.num_labels == 1
+        self.regression = student_num_labels(trainer) == 1
         self.teacher, self.label_order = trainer.teacher_model, trainer.teacher_label_order
         columns = getattr(trainer.train_dataset, "column_names", None)
         if self.teacher is None and columns is not None and TEACHER_LOGITS_COLUMN not in columns:

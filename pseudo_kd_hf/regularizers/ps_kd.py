@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from ..losses import LossParts, ps_kd_alpha, ps_kd_loss, split_ignored
-from .base import UNIT, Regularizer, register_regularizer, training_labels
+from .base import UNIT, Regularizer, register_regularizer, student_num_labels, training_labels
 
 if TYPE_CHECKING:
     from ..trainer import PseudoKDTrainer
@@ -91,8 +91,7 @@ class ProgressiveSelfKD(Regularizer):
                 f"regularization='ps_kd' keys its table of previous predictions by an {EXAMPLE_ID_COLUMN!r} "
                 "column: add one, e.g. dataset.map(lambda _, i: {'idx': i}, with_indices=True)."
             )
-        num_labels = trainer.accelerator.unwrap_model(trainer.model).config.num_labels
-        self.previous_predictions = PreviousPredictions(dataset[EXAMPLE_ID_COLUMN], labels, num_labels)
+        self.previous_predictions = PreviousPredictions(dataset[EXAMPLE_ID_COLUMN], labels, student_num_labels(trainer))
 
     def alpha_t(self) -> float:
         """``alpha_t`` for the current epoch (counted from 0) of the Trainer's `num_train_epochs` epochs."""
